@@ -1,0 +1,1 @@
+//! Serde structs that mirror the YAML file one to one (stub).

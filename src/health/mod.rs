@@ -1,0 +1,14 @@
+//! Mirror health: a pure rise/fall state machine (`state.rs`), one HTTP probe
+//! with a closed set of failure reasons (`probe.rs`), and the scheduler that
+//! probes every mirror on a jittered interval and reports results (`scheduler.rs`).
+//!
+//! Nothing here publishes state: reports go over a channel to the one task
+//! that owns the snapshot (`crate::state`).
+
+mod probe;
+mod scheduler;
+mod state;
+
+pub use probe::{probe, FailureReason, ProbeClient};
+pub use scheduler::{ProbeReport, ProbeTarget, Prober, ProberSettings};
+pub use state::{HealthState, MirrorHealth, Transition};
