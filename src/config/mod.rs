@@ -18,6 +18,7 @@ use ipnet::IpNet;
 use url::Url;
 
 use crate::geo::{Continent, Coords, CountryCode};
+pub use crate::http::client_ip::ForwardedHeader;
 
 pub use validate::{ConfigError, ConfigErrors};
 
@@ -28,6 +29,8 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     pub geoip: GeoConfig,
     pub trusted_proxies: Vec<IpNet>,
+    /// Which header trusted proxies set: `x-forwarded-for` (default) or `forwarded`.
+    pub client_ip_header: ForwardedHeader,
     pub redirect_status: StatusCode,
     pub fallback: Option<Url>,
     pub health: HealthConfig,

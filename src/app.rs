@@ -1,0 +1,245 @@
+//! Wiring only: builds the parts, owns every long-lived task, reloads, shuts down.
+//!
+//! `App::start` binds both listeners (port 0 works: tests read the bound
+//! addresses back), loads GeoIP and the mirrors, starts the state owner (which
+//! starts probing) and serves. `run_until_signal` turns SIGHUP into a reload
+//! and SIGTERM/SIGINT into a graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState, ReloadFn};
+use crate::config::Config;
+use crate::geo::GeoDb;
+use crate::http::{self, PublicHandler, ServeOptions};
+use crate::metrics::Metrics;
+use crate::registry;
+use crate::select::Scheme;
+use crate::state::{Loaded, State};
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Load(String),
+}
+
+/// How to start, beyond the config itself.
+#[derive(Default)]
+pub struct StartOptions {
+    /// The file to re-read on reload; without it reload re-installs the same config.
+    pub config_path: Option<PathBuf>,
+    /// A GeoIP database to use instead of the config's files (the demo embeds one).
+    pub geo: Option<Arc<GeoDb>>,
+}
+
+/// A running mirrorgate.
+pub struct App {
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    state: Arc<State>,
+    metrics: Metrics,
+    reload: ReloadFn,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Opens GeoIP and builds the mirrors for a config: everything a snapshot needs.
+pub async fn load_parts(config: Config, geo_override: Option<Arc<GeoDb>>) -> Result<Loaded, String> {
+    let geo = match geo_override {
+        Some(g) => g,
+        None => {
+            let (city, asn) = (config.geoip.city.clone(), config.geoip.asn.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                if city.is_empty() {
+                    Ok(GeoDb::empty())
+                } else {
+                    GeoDb::open(&city, asn.as_ref())
+                }
+            })
+            .await
+            .map_err(|e| format!("geoip: loading was interrupted: {e}"))?;
+            Arc::new(opened.map_err(|e| format!("geoip: {e}"))?)
+        }
+    };
+    let (mirrors, notes) = registry::build_mirrors(&config, &geo).await;
+    for n in &notes {
+        tracing::info!("{n}");
+    }
+    Ok(Loaded {
+        config: Arc::new(config),
+        geo,
+        mirrors,
+    })
+}
+
+impl App {
+    /// Binds, loads and starts serving.
+    pub async fn start(config: Config, opts: StartOptions) -> Result<App, StartError> {
+        let public = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind {
+            what: "listen",
+            addr: config.listen,
+            source,
+        })?;
+        let admin_l = TcpListener::bind(config.admin_listen).await.map_err(|source| StartError::Bind {
+            what: "admin_listen",
+            addr: config.admin_listen,
+            source,
+        })?;
+        let public_addr = public.local_addr().map_err(|source| StartError::Bind {
+            what: "listen",
+            addr: config.listen,
+            source,
+        })?;
+        let admin_addr = admin_l.local_addr().map_err(|source| StartError::Bind {
+            what: "admin_listen",
+            addr: config.admin_listen,
+            source,
+        })?;
+
+        let metrics = Metrics::new();
+        let serve_opts = ServeOptions {
+            header_timeout: config.limits.header_timeout,
+            shutdown_grace: config.limits.shutdown_grace,
+            max_connections: config.limits.max_connections,
+        };
+        let loaded = load_parts(config.clone(), opts.geo.clone()).await.map_err(StartError::Load)?;
+        let state = State::start(loaded, metrics.clone());
+        let reload = make_reload(state.clone(), metrics.clone(), config, opts);
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let wait = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let handler = PublicHandler::new(state.clone(), metrics.clone(), Scheme::Http);
+        let tasks = vec![
+            tokio::spawn(http::serve(public, handler, serve_opts, wait(shutdown_rx.clone()))),
+            tokio::spawn(admin::serve(
+                admin_l,
+                AdminState {
+                    state: state.clone(),
+                    metrics: metrics.clone(),
+                    reload: reload.clone(),
+                },
+                wait(shutdown_rx),
+            )),
+        ];
+        tracing::info!(%public_addr, %admin_addr, "mirrorgate serving");
+        Ok(App {
+            public_addr,
+            admin_addr,
+            state,
+            metrics,
+            reload,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Re-reads config and GeoIP. A config that fails validation, or GeoIP
+    /// that fails to open, is refused and the old state keeps serving.
+    pub async fn reload(&self) -> Result<u64, String> {
+        (self.reload)().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT (then drains), reloading on SIGHUP.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    // The outcome is logged by the reload itself.
+                    let _ = self.reload().await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn make_reload(state: Arc<State>, metrics: Metrics, initial: Config, opts: StartOptions) -> ReloadFn {
+    let initial = Arc::new(initial);
+    let opts = Arc::new(opts);
+    // Reloads are serialised: two at once could install in either order.
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    Arc::new(move || {
+        let (state, metrics, initial, opts, lock) =
+            (state.clone(), metrics.clone(), initial.clone(), opts.clone(), lock.clone());
+        Box::pin(async move {
+            let _guard = lock.lock().await;
+            let result = reload_once(&state, &initial, &opts).await;
+            metrics.reload(result.is_ok());
+            match &result {
+                Ok(generation) => tracing::info!(generation, "config reloaded"),
+                Err(e) => tracing::error!("reload refused, the old config keeps serving: {e}"),
+            }
+            result
+        })
+    })
+}
+
+async fn reload_once(state: &State, initial: &Config, opts: &StartOptions) -> Result<u64, String> {
+    let config = match &opts.config_path {
+        Some(path) => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || Config::load(&path))
+                .await
+                .map_err(|e| format!("reload interrupted: {e}"))?
+                .map_err(|e| e.to_string())?
+        }
+        None => initial.clone(),
+    };
+    let old = state.load_full();
+    if config.listen != old.config.listen || config.admin_listen != old.config.admin_listen {
+        tracing::warn!("listen and admin_listen changes take effect at the next restart");
+    }
+    let loaded = load_parts(config, opts.geo.clone()).await?;
+    state
+        .install(loaded)
+        .await
+        .ok_or_else(|| "the state owner has stopped".to_string())
+}

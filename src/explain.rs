@@ -1,0 +1,136 @@
+//! `explain`: the ranking for one client address and path, with the reason
+//! each mirror was kept or dropped. Used by the `explain` subcommand and the
+//! admin API, so both show exactly what the request path would do.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::geo::{GeoDb, LookupOutcome};
+use crate::http::path::CleanPath;
+use crate::select::{self, Client, Scheme};
+use crate::state::MirrorEntry;
+
+/// The whole explanation, serialisable as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ip: IpAddr,
+    pub path: String,
+    pub geoip: &'static str,
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub asn: Option<u32>,
+    /// The answer: `redirect`, `fallback` or `no_mirror`.
+    pub outcome: &'static str,
+    /// Where the request would be sent.
+    pub location: Option<String>,
+    /// Every mirror, ranked ones first in rank order.
+    pub mirrors: Vec<MirrorVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorVerdict {
+    pub name: String,
+    /// 1 for the chosen mirror, 2.. for the alternatives; none when not ranked.
+    pub rank: Option<usize>,
+    pub reason: &'static str,
+    pub detail: &'static str,
+    pub distance_km: Option<f64>,
+    pub cost: Option<f64>,
+    pub in_band: bool,
+    pub weight: u32,
+}
+
+/// Explains the request `path` from `ip` against these mirrors.
+pub fn explain(
+    config: &Config,
+    geo: &GeoDb,
+    mirrors: &[MirrorEntry],
+    ip: IpAddr,
+    path: &str,
+    scheme: Scheme,
+) -> Result<Report, String> {
+    let raw = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+    let clean = CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
+    let (location, outcome) = geo.lookup(ip);
+    let client = Client { location, scheme };
+    let (verdicts, ranking) = select::explain(mirrors, &client, &config.selection, &mut rand::rng());
+    let order = ranking.map(|r| r.order).unwrap_or_default();
+    let mut rows: Vec<MirrorVerdict> = verdicts
+        .iter()
+        .map(|v| {
+            let m = &mirrors[v.index].mirror;
+            MirrorVerdict {
+                name: m.name.to_string(),
+                rank: order.iter().position(|&i| i == v.index).map(|p| p + 1),
+                reason: v.reason.as_str(),
+                detail: v.reason.describe(),
+                distance_km: v.distance_km.map(round1),
+                cost: v.cost.map(round1),
+                in_band: v.in_band,
+                weight: m.weight,
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| r.rank.unwrap_or(usize::MAX));
+    let (outcome_label, target) = match order.first() {
+        Some(&i) => ("redirect", Some(format!("{}{}", mirrors[i].mirror.url, clean.encoded()))),
+        None => match &config.fallback {
+            Some(f) => ("fallback", Some(format!("{f}{}", clean.encoded()))),
+            None => ("no_mirror", None),
+        },
+    };
+    Ok(Report {
+        ip,
+        path: format!("/{}", clean.as_str()),
+        geoip: match outcome {
+            LookupOutcome::Found => "found",
+            LookupOutcome::Unknown => "unknown",
+            LookupOutcome::Error => "error",
+        },
+        country: location.and_then(|l| l.country).map(|c| c.to_string()),
+        continent: location.and_then(|l| l.continent).map(|c| c.to_string()),
+        latitude: location.and_then(|l| l.coords).map(|c| c.lat),
+        longitude: location.and_then(|l| l.coords).map(|c| c.lon),
+        asn: location.and_then(|l| l.asn),
+        outcome: outcome_label,
+        location: target,
+        mirrors: rows,
+    })
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        writeln!(f, "client {}: geoip {}, country {}, continent {}, asn {}", self.ip, self.geoip, opt(&self.country), opt(&self.continent), self.asn.map_or("-".into(), |a| a.to_string()))?;
+        match &self.location {
+            Some(l) => writeln!(f, "{} {} -> {}", self.outcome, self.path, l)?,
+            None => writeln!(f, "{} {}: no mirror and no fallback (503)", self.outcome, self.path)?,
+        }
+        writeln!(f, "rank  mirror                       km       cost weight  reason")?;
+        for m in &self.mirrors {
+            let num = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0}"));
+            let band = if m.in_band { " (in band)" } else { "" };
+            writeln!(
+                f,
+                "{:>4}  {:<20} {:>10} {:>10} {:>6}  {}{}",
+                m.rank.map_or("-".into(), |r| r.to_string()),
+                m.name,
+                num(m.distance_km),
+                num(m.cost),
+                m.weight,
+                m.detail,
+                band
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! Typed metric families. The registry is created by the app and passed down;
+//! nothing here is global. Labels are closed enums or mirror names: never a
+//! client address or a path.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::geo::LookupOutcome;
+
+/// How a public request ended; the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Redirected to a mirror.
+    Redirect,
+    /// Redirected to the configured fallback.
+    Fallback,
+    /// No mirror and no fallback: 503.
+    NoMirror,
+    /// Malformed or refused path: 400.
+    BadRequest,
+    /// Not GET or HEAD: 405.
+    MethodNotAllowed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Redirect,
+        Outcome::Fallback,
+        Outcome::NoMirror,
+        Outcome::BadRequest,
+        Outcome::MethodNotAllowed,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Redirect => "redirect",
+            Outcome::Fallback => "fallback",
+            Outcome::NoMirror => "no_mirror",
+            Outcome::BadRequest => "bad_request",
+            Outcome::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+}
+
+/// Every value of the `result` label of `mirrorgate_probes_total`.
+const PROBE_RESULTS: [&str; 9] = [
+    "ok",
+    "timeout",
+    "connect_refused",
+    "dns",
+    "tls",
+    "connect",
+    "http_status",
+    "redirect_off_site",
+    "other",
+];
+
+/// Every metric mirrorgate exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: [IntCounter; Outcome::ALL.len()],
+    pub request_duration: Histogram,
+    redirects: IntCounterVec,
+    mirror_up: IntGaugeVec,
+    probe_duration: HistogramVec,
+    probes: IntCounterVec,
+    geoip: [IntCounter; LookupOutcome::ALL.len()],
+    reloads: IntCounterVec,
+    pub snapshot_generation: IntGauge,
+    pub ready: IntGauge,
+}
+
+/// Per-mirror counters resolved once per snapshot, so the request path does no label hashing.
+#[derive(Clone, Debug)]
+pub struct MirrorCounters {
+    pub redirects: IntCounter,
+}
+
+fn must<T>(r: Result<T, prometheus::Error>) -> T {
+    // Metric definitions are constants of this file: a failure is a programming
+    // error caught by every test, not a runtime condition.
+    r.unwrap_or_else(|e| panic!("invalid metric definition: {e}"))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| must(registry.register(c));
+
+        let requests_vec = must(IntCounterVec::new(
+            Opts::new("mirrorgate_requests_total", "Public requests by outcome."),
+            &["outcome"],
+        ));
+        reg(Box::new(requests_vec.clone()));
+        let requests = Outcome::ALL.map(|o| requests_vec.with_label_values(&[o.as_str()]));
+
+        let request_duration = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "mirrorgate_request_duration_seconds",
+                "Time from request to response headers on the public listener.",
+            )
+            .buckets(vec![
+                0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        ));
+        reg(Box::new(request_duration.clone()));
+
+        let redirects = must(IntCounterVec::new(
+            Opts::new("mirrorgate_redirects_total", "Redirects to each mirror."),
+            &["mirror"],
+        ));
+        reg(Box::new(redirects.clone()));
+
+        let mirror_up = must(IntGaugeVec::new(
+            Opts::new("mirrorgate_mirror_up", "1 when the mirror is up, 0 when down or not yet probed."),
+            &["mirror"],
+        ));
+        reg(Box::new(mirror_up.clone()));
+
+        let probe_duration = must(HistogramVec::new(
+            HistogramOpts::new("mirrorgate_probe_duration_seconds", "Duration of health probes.")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["mirror"],
+        ));
+        reg(Box::new(probe_duration.clone()));
+
+        let probes = must(IntCounterVec::new(
+            Opts::new(
+                "mirrorgate_probes_total",
+                "Health probes by mirror and result (ok, or the failure reason).",
+            ),
+            &["mirror", "result"],
+        ));
+        reg(Box::new(probes.clone()));
+
+        let geoip_vec = must(IntCounterVec::new(
+            Opts::new("mirrorgate_geoip_lookups_total", "GeoIP lookups of clients by result."),
+            &["result"],
+        ));
+        reg(Box::new(geoip_vec.clone()));
+        let geoip = LookupOutcome::ALL.map(|o| geoip_vec.with_label_values(&[o.as_str()]));
+
+        let reloads = must(IntCounterVec::new(
+            Opts::new("mirrorgate_config_reloads_total", "Config reloads by result."),
+            &["result"],
+        ));
+        reg(Box::new(reloads.clone()));
+        for r in ["success", "failure"] {
+            reloads.with_label_values(&[r]);
+        }
+
+        let snapshot_generation = must(IntGauge::new(
+            "mirrorgate_snapshot_generation",
+            "Generation of the published state snapshot; rises on every change.",
+        ));
+        reg(Box::new(snapshot_generation.clone()));
+
+        let ready = must(IntGauge::new(
+            "mirrorgate_ready",
+            "1 once config and GeoIP are loaded and the first probe round has finished.",
+        ));
+        reg(Box::new(ready.clone()));
+
+        let build_info = must(IntGaugeVec::new(
+            Opts::new("mirrorgate_build_info", "Always 1; labels say which build runs."),
+            &["version"],
+        ));
+        reg(Box::new(build_info.clone()));
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            redirects,
+            mirror_up,
+            probe_duration,
+            probes,
+            geoip,
+            reloads,
+            snapshot_generation,
+            ready,
+        }
+    }
+
+    pub fn request(&self, outcome: Outcome) {
+        self.requests[outcome as usize].inc();
+    }
+
+    pub fn geoip(&self, outcome: LookupOutcome) {
+        self.geoip[outcome as usize].inc();
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+    }
+
+    pub fn mirror_counters(&self, mirror: &str) -> MirrorCounters {
+        MirrorCounters {
+            redirects: self.redirects.with_label_values(&[mirror]),
+        }
+    }
+
+    pub fn set_mirror_up(&self, mirror: &str, up: bool) {
+        self.mirror_up.with_label_values(&[mirror]).set(i64::from(up));
+    }
+
+    /// Records one probe: its duration (successful probes only) and its result.
+    pub fn probe(&self, mirror: &str, result: &str, seconds: Option<f64>) {
+        if let Some(s) = seconds {
+            self.probe_duration.with_label_values(&[mirror]).observe(s);
+        }
+        self.probes.with_label_values(&[mirror, result]).inc();
+    }
+
+    /// Drops every series of a mirror that left the config.
+    pub fn forget_mirror(&self, mirror: &str) {
+        let _ = self.redirects.remove_label_values(&[mirror]);
+        let _ = self.mirror_up.remove_label_values(&[mirror]);
+        let _ = self.probe_duration.remove_label_values(&[mirror]);
+        // Probe results are keyed by (mirror, result): remove every result seen.
+        for r in PROBE_RESULTS {
+            let _ = self.probes.remove_label_values(&[mirror, r]);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for I/O reasons; a family error would
+        // be a definition bug, and the scrape then shows what was encoded.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,318 @@
+//! The one immutable [`Snapshot`] behind one `ArcSwap`, and the single task that
+//! writes it.
+//!
+//! The request path `load()`s the snapshot once per request and never waits
+//! for anything. Every change (a probe report, a reload) goes to the owner
+//! task, which applies it and publishes the next snapshot whole, so a request
+//! never sees half of an update, and config, mirrors and health always agree.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::geo::GeoDb;
+use crate::health::{HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings};
+use crate::metrics::{MirrorCounters, Metrics};
+use crate::registry::Mirror;
+use crate::select::Candidate;
+
+/// Jitter of the probe interval: spreads probes so that mirrors are not all hit at once.
+const PROBE_JITTER: f64 = 0.1;
+
+/// A mirror as the request path sees it: what it is, how it is, its counters.
+#[derive(Debug, Clone)]
+pub struct MirrorEntry {
+    pub mirror: Arc<Mirror>,
+    pub health: MirrorHealth,
+    pub counters: MirrorCounters,
+}
+
+impl Candidate for MirrorEntry {
+    fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+    fn health(&self) -> HealthState {
+        self.health.state
+    }
+}
+
+/// Everything a request needs, immutable.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Rises by one on every publication; tests and `/metrics` use it to wait for changes.
+    pub generation: u64,
+    pub config: Arc<Config>,
+    pub geo: Arc<GeoDb>,
+    pub mirrors: Vec<MirrorEntry>,
+    /// Latched once the first probe round has finished.
+    pub ready: bool,
+    /// When the config in force was loaded.
+    pub loaded_at: SystemTime,
+}
+
+impl Snapshot {
+    pub fn mirror(&self, name: &str) -> Option<&MirrorEntry> {
+        self.mirrors.iter().find(|m| &*m.mirror.name == name)
+    }
+}
+
+/// A loaded and validated configuration, ready to be installed.
+pub struct Loaded {
+    pub config: Arc<Config>,
+    pub geo: Arc<GeoDb>,
+    pub mirrors: Vec<Mirror>,
+}
+
+enum Command {
+    Install(Loaded, oneshot::Sender<u64>),
+    ProbeNow,
+}
+
+/// The shared, read-mostly state, and the way to send changes to its owner.
+pub struct State {
+    current: ArcSwap<Snapshot>,
+    generation: watch::Sender<u64>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("generation", &self.current.load().generation)
+            .finish()
+    }
+}
+
+impl State {
+    /// Creates the state with its first snapshot and spawns the owner task,
+    /// which starts probing at once. The task ends when the `State` is dropped.
+    pub fn start(loaded: Loaded, metrics: Metrics) -> Arc<State> {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (generation, _) = watch::channel(0);
+        let first = Arc::new(Snapshot {
+            generation: 0,
+            config: loaded.config.clone(),
+            geo: loaded.geo.clone(),
+            mirrors: Vec::new(),
+            ready: false,
+            loaded_at: SystemTime::now(),
+        });
+        let state = Arc::new(State {
+            current: ArcSwap::new(first),
+            generation,
+            commands,
+        });
+        let mut owner = Owner {
+            state: Arc::downgrade(&state),
+            metrics,
+            snapshot: Snapshot {
+                generation: 0,
+                config: loaded.config.clone(),
+                geo: loaded.geo.clone(),
+                mirrors: Vec::new(),
+                ready: false,
+                loaded_at: SystemTime::now(),
+            },
+            prober: None,
+            reports: mpsc::unbounded_channel().1,
+        };
+        owner.install(loaded);
+        owner.publish();
+        tokio::spawn(owner.run(commands_rx));
+        state
+    }
+
+    /// The current snapshot (cheap; hold it only for one request).
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The current snapshot, to keep across `.await`s.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// A receiver that sees every new generation number.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Installs a new config; returns the generation that carries it.
+    pub async fn install(&self, loaded: Loaded) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Install(loaded, tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Asks for a probe of every mirror now.
+    pub fn probe_now(&self) {
+        let _ = self.commands.send(Command::ProbeNow);
+    }
+}
+
+/// The one writer of the snapshot.
+struct Owner {
+    state: std::sync::Weak<State>,
+    metrics: Metrics,
+    /// The owner's working copy; published by cloning.
+    snapshot: Snapshot,
+    prober: Option<Prober>,
+    reports: mpsc::UnboundedReceiver<ProbeReport>,
+}
+
+impl Owner {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Install(loaded, reply)) => {
+                        self.install(loaded);
+                        let generation = self.publish();
+                        let _ = reply.send(generation);
+                    }
+                    Some(Command::ProbeNow) => {
+                        if let Some(p) = &self.prober {
+                            p.probe_all_now();
+                        }
+                    }
+                    // Every `State` is gone: the app has shut down.
+                    None => break,
+                },
+                Some(report) = self.reports.recv() => {
+                    self.apply(report);
+                    // Publish once for a burst of reports (a probe round ends together).
+                    while let Ok(report) = self.reports.try_recv() {
+                        self.apply(report);
+                    }
+                    self.publish();
+                }
+            }
+        }
+    }
+
+    /// Replaces config and mirrors; keeps the health of mirrors whose name and
+    /// probe URL did not change, and restarts probing.
+    fn install(&mut self, loaded: Loaded) {
+        let mut old: HashMap<Arc<str>, MirrorEntry> = self
+            .snapshot
+            .mirrors
+            .drain(..)
+            .map(|e| (e.mirror.name.clone(), e))
+            .collect();
+        let now = SystemTime::now();
+        let mut mirrors = Vec::with_capacity(loaded.mirrors.len());
+        for m in loaded.mirrors {
+            let health = match old.remove(&m.name) {
+                Some(e) if e.mirror.probe_url == m.probe_url => e.health,
+                _ => MirrorHealth::new(now),
+            };
+            mirrors.push(MirrorEntry {
+                counters: self.metrics.mirror_counters(&m.name),
+                mirror: Arc::new(m),
+                health,
+            });
+        }
+        for name in old.keys() {
+            self.metrics.forget_mirror(name);
+        }
+        let cfg = &loaded.config;
+        let targets: Vec<ProbeTarget> = mirrors
+            .iter()
+            .filter(|e| e.mirror.enabled)
+            .map(|e| ProbeTarget {
+                mirror: e.mirror.name.clone(),
+                url: e.mirror.probe_url.clone(),
+                base: e.mirror.url.clone(),
+            })
+            .collect();
+        let settings = ProberSettings {
+            interval: cfg.health.interval,
+            timeout: cfg.health.timeout,
+            jitter: PROBE_JITTER,
+        };
+        // A fresh channel: reports of the previous prober, about mirrors that
+        // may have changed, are dropped with its receiver.
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.prober = None;
+        self.prober = Some(Prober::spawn(targets, settings, ProbeClient::new(cfg.health.timeout), tx));
+        self.reports = rx;
+        self.snapshot.config = loaded.config;
+        self.snapshot.geo = loaded.geo;
+        self.snapshot.mirrors = mirrors;
+        self.snapshot.loaded_at = now;
+        self.update_ready();
+    }
+
+    fn apply(&mut self, report: ProbeReport) {
+        let (rise, fall) = (self.snapshot.config.health.rise, self.snapshot.config.health.fall);
+        let Some(entry) = self.snapshot.mirrors.iter_mut().find(|e| e.mirror.name == report.mirror) else {
+            return;
+        };
+        let label = match &report.result {
+            Ok(_) => "ok",
+            Err(reason) => reason.as_str(),
+        };
+        let secs = report.result.as_ref().ok().map(|d| d.as_secs_f64());
+        self.metrics.probe(&entry.mirror.name, label, secs);
+        let failure = report.result.as_ref().err().cloned();
+        if let Some(t) = entry.health.observe(report.result, rise, fall, report.at) {
+            match failure {
+                Some(reason) => tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed"),
+                None => tracing::info!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), "mirror health changed"),
+            }
+        }
+        self.update_ready();
+    }
+
+    /// Readiness latches once every enabled mirror has been probed once.
+    fn update_ready(&mut self) {
+        if !self.snapshot.ready {
+            self.snapshot.ready = self
+                .snapshot
+                .mirrors
+                .iter()
+                .filter(|e| e.mirror.enabled)
+                .all(|e| e.health.last_check.is_some());
+        }
+    }
+
+    fn publish(&mut self) -> u64 {
+        let Some(state) = self.state.upgrade() else {
+            return self.snapshot.generation;
+        };
+        self.snapshot.generation += 1;
+        for e in &self.snapshot.mirrors {
+            self.metrics
+                .set_mirror_up(&e.mirror.name, e.health.state == HealthState::Up);
+        }
+        self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
+        self.metrics.ready.set(i64::from(self.snapshot.ready));
+        let s = &self.snapshot;
+        state.current.store(Arc::new(Snapshot {
+            generation: s.generation,
+            config: s.config.clone(),
+            geo: s.geo.clone(),
+            mirrors: s.mirrors.clone(),
+            ready: s.ready,
+            loaded_at: s.loaded_at,
+        }));
+        state.generation.send_replace(s.generation);
+        s.generation
+    }
+}
+
+// TEMPORARY until the health work lands.
+impl crate::health::FailureReason {
+    pub fn as_str(&self) -> &'static str {
+        "other"
+    }
+}
+impl std::fmt::Display for crate::health::FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
