@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod cmd;
 pub mod config;
 pub mod explain;
 pub mod geo;

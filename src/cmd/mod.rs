@@ -1,0 +1,171 @@
+//! The subcommands behind the thin `main`: each loads what it needs, does one
+//! thing, and returns an exit code. Tool code: `anyhow` is fine here.
+
+mod demo;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::app::{load_parts, App, StartOptions};
+use crate::config::Config;
+use crate::geo::GeoDb;
+use crate::health::{probe, HealthState, MirrorHealth, ProbeClient, ProbeTarget};
+use crate::metrics::Metrics;
+use crate::registry;
+use crate::select::Scheme;
+use crate::state::MirrorEntry;
+
+pub use demo::demo;
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Result<Config, ExitCode>> {
+    match Config::load(path) {
+        Ok(c) => Ok(Ok(c)),
+        Err(errors) => {
+            eprintln!("{}: {} error(s):", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            Ok(Err(ExitCode::FAILURE))
+        }
+    }
+}
+
+/// `serve --config PATH`
+pub async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let app = App::start(
+        config,
+        StartOptions {
+            config_path: Some(path.to_path_buf()),
+            geo: None,
+        },
+    )
+    .await?;
+    app.run_until_signal().await.context("signal handling")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config --config PATH`: every error with its place; notes on where
+/// mirror locations come from.
+pub async fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let geo = if config.geoip.city.is_empty() {
+        GeoDb::empty()
+    } else {
+        match GeoDb::open(&config.geoip.city, config.geoip.asn.as_ref()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{}: 1 error(s):\n  geoip: {e}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    };
+    let (mirrors, notes) = registry::build_mirrors(&config, &geo).await;
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!(
+        "{}: OK ({} mirror(s), {} enabled; fallback {})",
+        path.display(),
+        mirrors.len(),
+        mirrors.iter().filter(|m| m.enabled).count(),
+        config.fallback.as_ref().map_or("none: 503 when no mirror fits".into(), |u| u.to_string())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `locate [--config PATH | --city DB [--asn DB]] IP`
+pub fn locate(config: Option<&Path>, city: &[PathBuf], asn: Option<&PathBuf>, ip: IpAddr) -> anyhow::Result<ExitCode> {
+    let (city, asn) = match config {
+        Some(path) => {
+            let c = match load_config(path)? {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            (c.geoip.city, c.geoip.asn)
+        }
+        None => (city.to_vec(), asn.cloned()),
+    };
+    if city.is_empty() && asn.is_none() {
+        anyhow::bail!("no database: give --config PATH, or --city DB (and optionally --asn DB)");
+    }
+    let geo = GeoDb::open(&city, asn.as_ref())?;
+    let (loc, outcome) = geo.lookup(ip);
+    println!("address:   {ip}");
+    println!("result:    {}", outcome.as_str());
+    if let Some(l) = loc {
+        let s = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+        println!("country:   {}", s(l.country.map(|c| c.to_string())));
+        println!("continent: {}", s(l.continent.map(|c| c.to_string())));
+        println!("location:  {}", s(l.coords.map(|c| format!("{:.4}, {:.4}", c.lat, c.lon))));
+        println!("asn:       {}", s(l.asn.map(|a| a.to_string())));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `explain --config PATH --ip IP PATH`: probes every enabled mirror once
+/// (unless `--assume-up`), then ranks exactly as the server would.
+pub async fn explain(path: &Path, ip: IpAddr, https: bool, assume_up: bool, req_path: &str) -> anyhow::Result<ExitCode> {
+    let config = match load_config(path)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let timeout = config.health.timeout;
+    let loaded = load_parts(config, None).await.map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::new();
+    let client = ProbeClient::new(timeout);
+    let now = std::time::SystemTime::now();
+    let mut entries = Vec::with_capacity(loaded.mirrors.len());
+    for m in loaded.mirrors {
+        let mut health = MirrorHealth::new(now);
+        if m.enabled {
+            let result = if assume_up {
+                Ok(std::time::Duration::ZERO)
+            } else {
+                let target = ProbeTarget {
+                    mirror: m.name.clone(),
+                    url: m.probe_url.clone(),
+                    base: m.url.clone(),
+                };
+                probe(&client, &target).await
+            };
+            // One probe decides here: explain shows the present, not a history.
+            health.observe(result, 1, 1, std::time::SystemTime::now());
+        }
+        if health.state != HealthState::Up && !assume_up {
+            if let Some(r) = &health.last_failure {
+                eprintln!("probe {}: {r}", m.name);
+            }
+        }
+        entries.push(MirrorEntry {
+            counters: metrics.mirror_counters(&m.name),
+            mirror: Arc::new(m),
+            health,
+        });
+    }
+    let scheme = if https { Scheme::Https } else { Scheme::Http };
+    let report = crate::explain::explain(&loaded.config, &loaded.geo, &entries, ip, req_path, scheme)
+        .map_err(anyhow::Error::msg)?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
