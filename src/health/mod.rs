@@ -9,6 +9,6 @@ mod probe;
 mod scheduler;
 mod state;
 
-pub use probe::{probe, FailureReason, ProbeClient};
-pub use scheduler::{ProbeReport, ProbeTarget, Prober, ProberSettings};
+pub use probe::{probe, FailureReason, ProbeClient, ProbeClientError};
+pub use scheduler::{Probe, ProbeReport, ProbeTarget, Prober, ProberSettings};
 pub use state::{HealthState, MirrorHealth, Transition};

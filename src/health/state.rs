@@ -1,4 +1,22 @@
-//! The rise/fall state machine (stub).
+//! The rise/fall state machine of one mirror's health.
+//!
+//! This module owns the rules that turn a stream of probe results into
+//! `Unknown` / `Up` / `Down`. It is pure: it takes the time as an argument,
+//! does no I/O and does not log; the caller (the snapshot owner) logs the
+//! [`Transition`]s it returns.
+//!
+//! The rules, with `rise` and `fall` the success and failure thresholds
+//! (a threshold of 0 counts as 1):
+//!
+//! - `Unknown` -> `Up` on the first success: a fresh start serves traffic
+//!   after one probe round instead of `rise` rounds; readiness waits for that
+//!   first round.
+//! - `Unknown` -> `Down` after `fall` consecutive failures.
+//! - `Up` -> `Down` after `fall` consecutive failures.
+//! - `Down` -> `Up` after `rise` consecutive successes.
+//!
+//! A success resets the failure count and a failure resets the success count,
+//! so only unbroken runs count.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,13 +25,16 @@ use super::FailureReason;
 /// Whether a mirror may receive traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HealthState {
-    /// Not probed successfully yet: never used.
+    /// Not probed successfully yet, and not failed `fall` times: never used.
     Unknown,
+    /// Serving: may be selected.
     Up,
+    /// Failing: never selected until it has risen again.
     Down,
 }
 
 impl HealthState {
+    /// A bounded label for metrics and logs.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Unknown => "unknown",
@@ -23,18 +44,27 @@ impl HealthState {
     }
 }
 
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A change of state, returned by [`MirrorHealth::observe`] so it can be logged once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
+    /// The state left.
     pub from: HealthState,
+    /// The state entered.
     pub to: HealthState,
 }
 
 /// Everything known of one mirror's health.
 #[derive(Debug, Clone)]
 pub struct MirrorHealth {
+    /// The current state.
     pub state: HealthState,
-    /// When `state` was entered.
+    /// When `state` was entered (creation time while still `Unknown`).
     pub since: SystemTime,
     /// Round-trip time of the last successful probe.
     pub rtt: Option<Duration>,
@@ -42,11 +72,14 @@ pub struct MirrorHealth {
     pub last_check: Option<SystemTime>,
     /// Why the last failed probe failed (kept after recovery, for operators).
     pub last_failure: Option<FailureReason>,
+    /// Length of the current run of successes.
     successes: u32,
+    /// Length of the current run of failures.
     failures: u32,
 }
 
 impl MirrorHealth {
+    /// A mirror not probed yet: `Unknown` since `now`.
     pub fn new(now: SystemTime) -> Self {
         MirrorHealth {
             state: HealthState::Unknown,
@@ -59,7 +92,8 @@ impl MirrorHealth {
         }
     }
 
-    /// Applies one probe result under `rise`/`fall` thresholds.
+    /// Applies one probe result (finished at `now`) under `rise`/`fall`
+    /// thresholds, and returns the transition if the state changed.
     pub fn observe(
         &mut self,
         result: Result<Duration, FailureReason>,
@@ -67,7 +101,290 @@ impl MirrorHealth {
         fall: u32,
         now: SystemTime,
     ) -> Option<Transition> {
-        let _ = (result, rise, fall, now, self.successes, self.failures);
-        None
+        // A threshold of 0 would mean "change state without evidence"; treat it as 1.
+        let rise = rise.max(1);
+        let fall = fall.max(1);
+        self.last_check = Some(now);
+        let next = match result {
+            Ok(rtt) => {
+                self.rtt = Some(rtt);
+                self.failures = 0;
+                self.successes = self.successes.saturating_add(1);
+                match self.state {
+                    HealthState::Unknown => HealthState::Up,
+                    HealthState::Down if self.successes >= rise => HealthState::Up,
+                    state => state,
+                }
+            }
+            Err(reason) => {
+                self.last_failure = Some(reason);
+                self.successes = 0;
+                self.failures = self.failures.saturating_add(1);
+                match self.state {
+                    HealthState::Unknown | HealthState::Up if self.failures >= fall => {
+                        HealthState::Down
+                    }
+                    state => state,
+                }
+            }
+        };
+        if next == self.state {
+            return None;
+        }
+        let transition = Transition {
+            from: self.state,
+            to: next,
+        };
+        self.state = next;
+        self.since = now;
+        Some(transition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use HealthState::{Down, Unknown, Up};
+
+    const RTT: Duration = Duration::from_millis(12);
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn ok() -> Result<Duration, FailureReason> {
+        Ok(RTT)
+    }
+
+    fn fail() -> Result<Duration, FailureReason> {
+        Err(FailureReason::Timeout)
+    }
+
+    /// Feeds `results` one second apart, returning the transitions seen.
+    fn feed(
+        h: &mut MirrorHealth,
+        results: &[Result<Duration, FailureReason>],
+        rise: u32,
+        fall: u32,
+    ) -> Vec<Option<Transition>> {
+        let start = h.last_check.map_or(1, |c| {
+            c.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs() + 1)
+        });
+        results
+            .iter()
+            .zip(start..)
+            .map(|(r, s)| h.observe(r.clone(), rise, fall, t(s)))
+            .collect()
+    }
+
+    #[test]
+    fn new_is_unknown_with_nothing_recorded() {
+        let h = MirrorHealth::new(t(0));
+        assert_eq!(h.state, Unknown);
+        assert_eq!(h.since, t(0));
+        assert_eq!(h.rtt, None);
+        assert_eq!(h.last_check, None);
+        assert_eq!(h.last_failure, None);
+    }
+
+    #[test]
+    fn unknown_rises_on_first_success_whatever_rise() {
+        let mut h = MirrorHealth::new(t(0));
+        let tr = h.observe(ok(), 5, 3, t(1));
+        assert_eq!(
+            tr,
+            Some(Transition {
+                from: Unknown,
+                to: Up
+            })
+        );
+        assert_eq!(h.state, Up);
+        assert_eq!(h.since, t(1));
+        assert_eq!(h.rtt, Some(RTT));
+        assert_eq!(h.last_check, Some(t(1)));
+    }
+
+    #[test]
+    fn unknown_falls_after_fall_consecutive_failures() {
+        let mut h = MirrorHealth::new(t(0));
+        let trs = feed(&mut h, &[fail(), fail(), fail()], 2, 3);
+        assert_eq!(trs[..2], [None, None]);
+        assert_eq!(
+            trs[2],
+            Some(Transition {
+                from: Unknown,
+                to: Down
+            })
+        );
+        assert_eq!(h.since, t(3));
+        assert_eq!(h.last_failure, Some(FailureReason::Timeout));
+        assert_eq!(h.rtt, None);
+    }
+
+    #[test]
+    fn unknown_failures_below_fall_stay_unknown() {
+        let mut h = MirrorHealth::new(t(0));
+        feed(&mut h, &[fail(), fail()], 2, 3);
+        assert_eq!(h.state, Unknown);
+        assert_eq!(h.since, t(0));
+        assert_eq!(h.last_check, Some(t(2)));
+    }
+
+    #[test]
+    fn up_falls_after_fall_consecutive_failures() {
+        let mut h = MirrorHealth::new(t(0));
+        feed(&mut h, &[ok()], 2, 3);
+        let trs = feed(&mut h, &[fail(), fail(), fail()], 2, 3);
+        assert_eq!(trs, [None, None, Some(Transition { from: Up, to: Down })]);
+        assert_eq!(h.since, t(4));
+    }
+
+    #[test]
+    fn success_resets_the_failure_run() {
+        let mut h = MirrorHealth::new(t(0));
+        let trs = feed(&mut h, &[ok(), fail(), fail(), ok(), fail(), fail()], 2, 3);
+        assert!(trs[1..].iter().all(Option::is_none));
+        assert_eq!(h.state, Up);
+        assert_eq!(h.since, t(1));
+    }
+
+    #[test]
+    fn down_rises_after_rise_consecutive_successes() {
+        let mut h = MirrorHealth::new(t(0));
+        feed(&mut h, &[fail()], 2, 1);
+        assert_eq!(h.state, Down);
+        let trs = feed(&mut h, &[ok(), ok()], 2, 1);
+        assert_eq!(trs, [None, Some(Transition { from: Down, to: Up })]);
+        assert_eq!(h.since, t(3));
+    }
+
+    #[test]
+    fn failure_resets_the_success_run() {
+        let mut h = MirrorHealth::new(t(0));
+        feed(&mut h, &[fail()], 3, 1);
+        let trs = feed(&mut h, &[ok(), ok(), fail(), ok(), ok()], 3, 1);
+        assert!(trs.iter().all(Option::is_none));
+        assert_eq!(h.state, Down);
+        assert_eq!(h.since, t(1));
+    }
+
+    #[test]
+    fn down_failures_keep_it_down_without_transition() {
+        let mut h = MirrorHealth::new(t(0));
+        feed(&mut h, &[fail()], 2, 1);
+        let trs = feed(&mut h, &[fail(), fail()], 2, 1);
+        assert_eq!(trs, [None, None]);
+        assert_eq!(h.since, t(1));
+    }
+
+    #[test]
+    fn last_failure_is_kept_after_recovery_and_rtt_tracks_last_success() {
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(Err(FailureReason::HttpStatus(503)), 1, 1, t(1));
+        h.observe(Ok(Duration::from_millis(5)), 1, 1, t(2));
+        h.observe(Ok(Duration::from_millis(7)), 1, 1, t(3));
+        assert_eq!(h.state, Up);
+        assert_eq!(h.last_failure, Some(FailureReason::HttpStatus(503)));
+        assert_eq!(h.rtt, Some(Duration::from_millis(7)));
+        h.observe(Err(FailureReason::Dns), 1, 2, t(4));
+        // A failure does not erase the last known round-trip time.
+        assert_eq!(h.rtt, Some(Duration::from_millis(7)));
+        assert_eq!(h.last_failure, Some(FailureReason::Dns));
+    }
+
+    #[test]
+    fn zero_thresholds_count_as_one() {
+        let mut h = MirrorHealth::new(t(0));
+        assert_eq!(
+            h.observe(fail(), 0, 0, t(1)),
+            Some(Transition {
+                from: Unknown,
+                to: Down
+            })
+        );
+        assert_eq!(
+            h.observe(ok(), 0, 0, t(2)),
+            Some(Transition { from: Down, to: Up })
+        );
+    }
+
+    /// The rules restated over the whole history: the state after each
+    /// result, computed from run lengths counted backwards.
+    fn reference(results: &[bool], rise: u32, fall: u32) -> Vec<HealthState> {
+        let (rise, fall) = (rise.max(1) as usize, fall.max(1) as usize);
+        let mut state = Unknown;
+        let mut out = Vec::with_capacity(results.len());
+        for i in 0..results.len() {
+            let run = results[..=i]
+                .iter()
+                .rev()
+                .take_while(|&&r| r == results[i])
+                .count();
+            state = match (state, results[i]) {
+                (Unknown, true) => Up,
+                (Unknown | Up, false) if run >= fall => Down,
+                (Down, true) if run >= rise => Up,
+                (s, _) => s,
+            };
+            out.push(state);
+        }
+        out
+    }
+
+    fn reason() -> impl Strategy<Value = FailureReason> {
+        prop_oneof![
+            Just(FailureReason::Timeout),
+            Just(FailureReason::ConnectRefused),
+            Just(FailureReason::Dns),
+            Just(FailureReason::Tls),
+            Just(FailureReason::Connect),
+            (100u16..600).prop_map(FailureReason::HttpStatus),
+            Just(FailureReason::RedirectOffSite),
+            Just(FailureReason::Other),
+        ]
+    }
+
+    fn result() -> impl Strategy<Value = Result<Duration, FailureReason>> {
+        prop_oneof![
+            (1u64..5000).prop_map(|ms| Ok(Duration::from_millis(ms))),
+            reason().prop_map(Err),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn follows_the_reference_model(
+            results in proptest::collection::vec(result(), 0..60),
+            rise in 0u32..5,
+            fall in 0u32..5,
+        ) {
+            let oks: Vec<bool> = results.iter().map(Result::is_ok).collect();
+            let expected = reference(&oks, rise, fall);
+            let mut h = MirrorHealth::new(t(0));
+            let mut last_ok = None;
+            let mut last_err = None;
+            for (i, r) in results.iter().enumerate() {
+                let now = t(i as u64 + 1);
+                let before = (h.state, h.since);
+                let tr = h.observe(r.clone(), rise, fall, now);
+                match r {
+                    Ok(d) => last_ok = Some(*d),
+                    Err(e) => last_err = Some(e.clone()),
+                }
+                prop_assert_eq!(h.state, expected[i]);
+                prop_assert_eq!(h.last_check, Some(now));
+                prop_assert_eq!(h.rtt, last_ok);
+                prop_assert_eq!(&h.last_failure, &last_err);
+                if h.state == before.0 {
+                    prop_assert_eq!(tr, None);
+                    prop_assert_eq!(h.since, before.1);
+                } else {
+                    prop_assert_eq!(tr, Some(Transition { from: before.0, to: h.state }));
+                    prop_assert_eq!(h.since, now);
+                }
+            }
+        }
     }
 }
