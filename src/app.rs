@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState, ReloadFn};
 use crate::config::Config;
 use crate::geo::GeoDb;
+use crate::health::ProbeClient;
 use crate::http::{self, PublicHandler, ServeOptions};
 use crate::metrics::Metrics;
 use crate::registry;
@@ -115,7 +116,8 @@ impl App {
             max_connections: config.limits.max_connections,
         };
         let loaded = load_parts(config.clone(), opts.geo.clone()).await.map_err(StartError::Load)?;
-        let state = State::start(loaded, metrics.clone());
+        let client = ProbeClient::new(loaded.config.health.timeout).map_err(|e| StartError::Load(format!("health checks: {e}")))?;
+        let state = State::start(loaded, metrics.clone(), client);
         let reload = make_reload(state.clone(), metrics.clone(), config, opts);
 
         let (shutdown, shutdown_rx) = watch::channel(false);

@@ -275,3 +275,253 @@ fn weighted_pick<R: Rng + ?Sized>(items: &[usize], weight: impl Fn(usize) -> u64
     }
     items.len() - 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MirrorConfig;
+    use crate::geo::{Continent, Coords, CountryCode};
+    use proptest::prelude::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    #[derive(Debug)]
+    struct C(Mirror, HealthState);
+    impl Candidate for C {
+        fn mirror(&self) -> &Mirror {
+            &self.0
+        }
+        fn health(&self) -> HealthState {
+            self.1
+        }
+    }
+
+    fn cfg() -> SelectionConfig {
+        SelectionConfig {
+            band: 0.25,
+            band_km: 500.0,
+            same_asn_factor: 0.5,
+            same_country_factor: 0.75,
+            link_mirrors: 4,
+        }
+    }
+
+    fn mirror(name: &str, cc: &str, lat: f64, lon: f64, weight: u32) -> Mirror {
+        let mc = MirrorConfig {
+            name: name.into(),
+            url: format!("https://{name}.example.org/pub/").parse().unwrap(),
+            country: Some(cc.parse().unwrap()),
+            continent: None,
+            coords: Some(Coords { lat, lon }),
+            asn: vec![],
+            weight,
+            enabled: true,
+            probe_path: None,
+            countries_only: vec![],
+            exclude_countries: vec![],
+            continents_only: vec![],
+        };
+        Mirror::from_config(&mc, "").unwrap()
+    }
+
+    fn up(m: Mirror) -> C {
+        C(m, HealthState::Up)
+    }
+
+    fn client(cc: &str, lat: f64, lon: f64) -> Client {
+        let country: CountryCode = cc.parse().unwrap();
+        Client {
+            location: Some(Location {
+                country: Some(country),
+                continent: Some(country.continent()),
+                coords: Some(Coords { lat, lon }),
+                asn: None,
+            }),
+            scheme: Scheme::Http,
+        }
+    }
+
+    fn world() -> Vec<C> {
+        vec![
+            up(mirror("de", "DE", 50.11, 8.68, 100)),
+            up(mirror("us", "US", 40.71, -74.01, 100)),
+            up(mirror("jp", "JP", 35.68, 139.69, 100)),
+            up(mirror("au", "AU", -33.87, 151.21, 100)),
+        ]
+    }
+
+    fn rng() -> SmallRng {
+        SmallRng::seed_from_u64(7)
+    }
+
+    fn chosen_name(ms: &[C], c: &Client) -> Option<String> {
+        select(ms, c, &cfg(), &mut rng()).map(|r| ms[r.chosen()].0.name.to_string())
+    }
+
+    #[test]
+    fn nearest_wins() {
+        let w = world();
+        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("de"));
+        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("us"));
+        assert_eq!(chosen_name(&w, &client("SG", 1.29, 103.85)).as_deref(), Some("jp"));
+        assert_eq!(chosen_name(&w, &client("NZ", -36.85, 174.76)).as_deref(), Some("au"));
+    }
+
+    #[test]
+    fn alternatives_follow_cost_and_are_bounded() {
+        let w = world();
+        let r = select(&w, &client("FR", 48.86, 2.35), &cfg(), &mut rng()).unwrap();
+        let names: Vec<&str> = r.order.iter().map(|&i| &*w[i].0.name).collect();
+        assert_eq!(names, ["de", "us", "jp", "au"]);
+        let mut one = cfg();
+        one.link_mirrors = 1;
+        assert_eq!(select(&w, &client("FR", 48.86, 2.35), &one, &mut rng()).unwrap().order.len(), 2);
+    }
+
+    #[test]
+    fn down_disabled_unknown_are_never_chosen() {
+        let mut w = world();
+        w[0].1 = HealthState::Down;
+        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("us"));
+        w[1].1 = HealthState::Unknown;
+        w[2].0.enabled = false;
+        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("au"));
+        w[3].1 = HealthState::Down;
+        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)), None);
+    }
+
+    #[test]
+    fn country_lists_are_obeyed() {
+        let mut w = world();
+        w[0].0.policy.countries_only = vec!["DE".parse().unwrap()];
+        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("us"));
+        assert_eq!(chosen_name(&w, &client("DE", 52.52, 13.40)).as_deref(), Some("de"));
+        // Unknown client: an allow-listed mirror never serves it.
+        let unknown = Client { location: None, scheme: Scheme::Http };
+        for seed in 0..200 {
+            let r = select(&w, &unknown, &cfg(), &mut SmallRng::seed_from_u64(seed)).unwrap();
+            assert_ne!(&*w[r.chosen()].0.name, "de");
+        }
+        w[1].0.policy.exclude_countries = vec!["CA".parse().unwrap()];
+        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("jp"));
+        w[2].0.policy.continents_only = vec![Continent::AS];
+        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("au"));
+    }
+
+    #[test]
+    fn https_clients_skip_plain_http_mirrors() {
+        let mut w = world();
+        w[0].0.url = "http://de.example.org/pub/".parse().unwrap();
+        let mut c = client("FR", 48.86, 2.35);
+        assert_eq!(chosen_name(&w, &c).as_deref(), Some("de"));
+        c.scheme = Scheme::Https;
+        assert_eq!(chosen_name(&w, &c).as_deref(), Some("us"));
+    }
+
+    #[test]
+    fn same_asn_and_country_lower_the_cost() {
+        let a = mirror("a", "DE", 50.0, 8.0, 100);
+        let mut b = mirror("b", "DE", 50.0, 8.0, 100);
+        let mut c = client("DE", 50.0, 8.0);
+        assert_eq!(cost(&a, c.location.as_ref().unwrap(), &cfg()), cost(&b, c.location.as_ref().unwrap(), &cfg()));
+        b.asns = vec![64496];
+        c.location.as_mut().unwrap().asn = Some(64496);
+        assert!(cost(&b, c.location.as_ref().unwrap(), &cfg()) < cost(&a, c.location.as_ref().unwrap(), &cfg()));
+        let fr = mirror("fr", "FR", 50.0, 8.0, 100);
+        assert!(cost(&a, c.location.as_ref().unwrap(), &cfg()) < cost(&fr, c.location.as_ref().unwrap(), &cfg()));
+    }
+
+    #[test]
+    fn band_spreads_over_close_mirrors_by_weight() {
+        // Two mirrors in the same city, weights 300 and 100: about 3:1.
+        let w = vec![up(mirror("big", "DE", 50.11, 8.68, 300)), up(mirror("small", "DE", 50.11, 8.68, 100))];
+        // Costs differ by weight, but both stay within band_km of each other.
+        let c = client("DE", 50.11, 8.68);
+        let mut r = rng();
+        let big = (0..4000).filter(|_| select(&w, &c, &cfg(), &mut r).unwrap().chosen() == 0).count();
+        assert!((2700..3300).contains(&big), "big chosen {big} times of 4000");
+    }
+
+    #[test]
+    fn explain_gives_a_reason_for_every_mirror() {
+        let mut w = world();
+        w[3].1 = HealthState::Down;
+        let (v, r) = explain(&w, &client("FR", 48.86, 2.35), &cfg(), &mut rng());
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[3].reason, Reason::Down);
+        assert!(v[0].in_band && v[0].reason == Reason::Eligible);
+        assert!(v[0].distance_km.unwrap() < 600.0);
+        assert_eq!(r.unwrap().chosen(), 0);
+    }
+
+    fn arb_state() -> impl Strategy<Value = HealthState> {
+        prop_oneof![Just(HealthState::Up), Just(HealthState::Down), Just(HealthState::Unknown)]
+    }
+
+    fn arb_mirrors() -> impl Strategy<Value = Vec<C>> {
+        proptest::collection::vec(
+            (-80.0f64..80.0, -179.0f64..179.0, 1u32..1000, arb_state(), any::<bool>(), any::<bool>()),
+            0..12,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (lat, lon, w, s, enabled, only_de))| {
+                    let mut m = mirror(&format!("m{i}"), if i % 2 == 0 { "DE" } else { "US" }, lat, lon, w);
+                    m.enabled = enabled;
+                    if only_de {
+                        m.policy.countries_only = vec!["DE".parse().unwrap()];
+                    }
+                    C(m, s)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Selection never returns an ineligible mirror, and returns one whenever any is eligible.
+        #[test]
+        fn never_ineligible(ms in arb_mirrors(), lat in -89.0f64..89.0, lon in -179.0f64..179.0, seed: u64, known: bool) {
+            let c = if known { client("FR", lat, lon) } else { Client { location: None, scheme: Scheme::Http } };
+            let any_eligible = ms.iter().any(|m| eligibility(m, &c) == Reason::Eligible);
+            match select(&ms, &c, &cfg(), &mut SmallRng::seed_from_u64(seed)) {
+                Some(r) => {
+                    for &i in &r.order {
+                        prop_assert_eq!(eligibility(&ms[i], &c), Reason::Eligible);
+                    }
+                    let mut seen = r.order.clone();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    prop_assert_eq!(seen.len(), r.order.len());
+                }
+                None => prop_assert!(!any_eligible),
+            }
+        }
+
+        /// All else equal, the nearer mirror wins (outside the spread band).
+        #[test]
+        fn nearer_wins(dlat in 20.0f64..60.0, seed: u64) {
+            let near = up(mirror("near", "DE", 10.0, 10.0, 100));
+            let far = up(mirror("far", "DE", 10.0 + dlat, 10.0, 100));
+            let c = client("DE", 10.0, 10.0);
+            let mut tight = cfg();
+            tight.band_km = 0.0;
+            tight.band = 0.0;
+            let r = select(&[far, near], &c, &tight, &mut SmallRng::seed_from_u64(seed)).unwrap();
+            prop_assert_eq!(r.chosen(), 1);
+        }
+
+        /// For an unknown client, the long-run share of each mirror follows its weight.
+        #[test]
+        fn unknown_clients_follow_weights(w1 in 1u32..500, w2 in 1u32..500) {
+            let ms = vec![up(mirror("a", "DE", 0.0, 0.0, w1)), up(mirror("b", "US", 0.0, 0.0, w2))];
+            let c = Client { location: None, scheme: Scheme::Http };
+            let mut r = SmallRng::seed_from_u64(u64::from(w1 * 1000 + w2));
+            let n = 6000;
+            let a = (0..n).filter(|_| select(&ms, &c, &cfg(), &mut r).unwrap().chosen() == 0).count();
+            let expect = f64::from(w1) / f64::from(w1 + w2);
+            let got = a as f64 / f64::from(n);
+            prop_assert!((got - expect).abs() < 0.03, "share {} expected {}", got, expect);
+        }
+    }
+}

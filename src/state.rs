@@ -90,7 +90,7 @@ impl std::fmt::Debug for State {
 impl State {
     /// Creates the state with its first snapshot and spawns the owner task,
     /// which starts probing at once. The task ends when the `State` is dropped.
-    pub fn start(loaded: Loaded, metrics: Metrics) -> Arc<State> {
+    pub fn start(loaded: Loaded, metrics: Metrics, client: ProbeClient) -> Arc<State> {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (generation, _) = watch::channel(0);
         let first = Arc::new(Snapshot {
@@ -118,6 +118,7 @@ impl State {
                 loaded_at: SystemTime::now(),
             },
             prober: None,
+            client,
             reports: mpsc::unbounded_channel().1,
         };
         owner.install(loaded);
@@ -161,6 +162,7 @@ struct Owner {
     /// The owner's working copy; published by cloning.
     snapshot: Snapshot,
     prober: Option<Prober>,
+    client: ProbeClient,
     reports: mpsc::UnboundedReceiver<ProbeReport>,
 }
 
@@ -238,7 +240,14 @@ impl Owner {
         // may have changed, are dropped with its receiver.
         let (tx, rx) = mpsc::unbounded_channel();
         self.prober = None;
-        self.prober = Some(Prober::spawn(targets, settings, ProbeClient::new(cfg.health.timeout), tx));
+        if cfg.health.timeout != self.client.timeout() {
+            match ProbeClient::new(cfg.health.timeout) {
+                Ok(c) => self.client = c,
+                // Keep probing with the old client rather than not at all.
+                Err(e) => tracing::error!(error = %e, "cannot build a probe client for the new timeout"),
+            }
+        }
+        self.prober = Some(Prober::spawn(targets, settings, self.client.clone(), tx));
         self.reports = rx;
         self.snapshot.config = loaded.config;
         self.snapshot.geo = loaded.geo;
@@ -302,17 +311,5 @@ impl Owner {
         }));
         state.generation.send_replace(s.generation);
         s.generation
-    }
-}
-
-// TEMPORARY until the health work lands.
-impl crate::health::FailureReason {
-    pub fn as_str(&self) -> &'static str {
-        "other"
-    }
-}
-impl std::fmt::Display for crate::health::FailureReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }

@@ -1,7 +1,8 @@
 //! The subcommands behind the thin `main`: each loads what it needs, does one
 //! thing, and returns an exit code. Tool code: `anyhow` is fine here.
 
-mod demo;
+// mod demo;
+mod demo_mirror;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use crate::registry;
 use crate::select::Scheme;
 use crate::state::MirrorEntry;
 
-pub use demo::demo;
+// pub use demo::demo;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {
@@ -133,7 +134,7 @@ pub async fn explain(path: &Path, ip: IpAddr, https: bool, assume_up: bool, req_
     let timeout = config.health.timeout;
     let loaded = load_parts(config, None).await.map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();
-    let client = ProbeClient::new(timeout);
+    let client = ProbeClient::new(timeout)?;
     let now = std::time::SystemTime::now();
     let mut entries = Vec::with_capacity(loaded.mirrors.len());
     for m in loaded.mirrors {
