@@ -1,6 +1,31 @@
 //! mirrorgate: a geo-aware mirror redirector and load balancer.
 //!
-//! (Architecture overview: written as the parts land.)
+//! Every download request reaches mirrorgate first; it answers with a redirect
+//! to the best mirror for that client: near it, healthy, and allowed to serve it.
+//!
+//! # The request path
+//!
+//! ```text
+//! accept ─► client_ip ─► geo lookup ─► select ─► respond ─► metrics
+//! (http::   (http::      (geo::GeoDb)  (select:  (http::download:
+//!  server)   client_ip)                 pure)     302 + Link headers)
+//! ```
+//!
+//! The request path reads one immutable [`state::Snapshot`] (config, GeoIP,
+//! mirrors with their health) through a single `ArcSwap`: it takes no lock,
+//! does no I/O but the response itself, and cannot see half of an update.
+//!
+//! # Beside it
+//!
+//! - [`health`]: probes every mirror on a jittered interval; rise/fall thresholds.
+//! - [`state`]: the one owner task that applies probe reports and reloads and
+//!   publishes the next snapshot.
+//! - [`registry`]: the mirrors from the config, located by GeoIP when the
+//!   config leaves their location out.
+//! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
+//!   on a listener of its own.
+//! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
+//! - [`cmd`]: the subcommands behind the thin `main`.
 #![forbid(unsafe_code)]
 
 pub mod admin;

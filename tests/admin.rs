@@ -1,0 +1,116 @@
+//! The admin listener: metrics (checked by promtool), health JSON, readiness, token.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::*;
+
+async fn one_mirror_app() -> (TestApp, FakeMirror) {
+    let m = FakeMirror::start().await;
+    let yaml = config_yaml(
+        &[M { name: "de-fra", url: m.url(), cc: "DE", lat: 50.11, lon: 8.68, extra: "" }],
+        TRUSTED_MANUAL_PROBES,
+    );
+    (TestApp::start(&yaml).await, m)
+}
+
+/// `promtool` must be there under CI; elsewhere a missing one is said out loud.
+fn promtool() -> Option<&'static str> {
+    if Command::new("promtool").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
+        return Some("promtool");
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("promtool is not installed; CI must install Debian's 'prometheus' package (see .ci/run)");
+    }
+    eprintln!("NOTE: promtool not installed: the exposition-format check is NOT run (apt-get install prometheus)");
+    None
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_count_requests() {
+    let (t, _m) = one_mirror_app().await;
+    t.get_from(DE, "/a.iso").await;
+    t.get_from(NO_RECORD, "/a.iso").await;
+    let raw = format!("GET /../x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert_eq!(raw_status(t.app.public_addr(), &raw).await, 400);
+    let body = t.http.get(t.admin("/metrics")).send().await.unwrap().text().await.unwrap();
+    for want in [
+        "mirrorgate_requests_total{outcome=\"redirect\"} 2",
+        "mirrorgate_requests_total{outcome=\"bad_request\"} 1",
+        "mirrorgate_redirects_total{mirror=\"de-fra\"} 2",
+        "mirrorgate_mirror_up{mirror=\"de-fra\"} 1",
+        "mirrorgate_geoip_lookups_total{result=\"found\"} 1",
+        "mirrorgate_geoip_lookups_total{result=\"unknown\"} 1",
+        "mirrorgate_probes_total{mirror=\"de-fra\",result=\"ok\"}",
+        "mirrorgate_probe_duration_seconds_bucket{mirror=\"de-fra\"",
+        "mirrorgate_request_duration_seconds_count 3",
+        "mirrorgate_build_info{version=",
+        "mirrorgate_ready 1",
+    ] {
+        assert!(body.contains(want), "missing {want:?} in\n{body}");
+    }
+    assert!(!body.contains("192.0.2"), "no client address in metrics");
+    assert!(!body.contains("a.iso"), "no path in metrics");
+    if let Some(tool) = promtool() {
+        let mut child = Command::new(tool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_api_livez_readyz() {
+    let (t, _m) = one_mirror_app().await;
+    assert_eq!(t.http.get(t.admin("/livez")).send().await.unwrap().status(), 200);
+    assert_eq!(t.http.get(t.admin("/readyz")).send().await.unwrap().status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&t.http.get(t.admin("/api/v1/mirrors")).send().await.unwrap().text().await.unwrap()).unwrap();
+    let m = &v["mirrors"][0];
+    assert_eq!(m["name"], "de-fra");
+    assert_eq!(m["state"], "up");
+    assert!(m["rtt_ms"].as_f64().unwrap() >= 0.0);
+    assert!(m["since"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(m["last_failure"], serde_json::Value::Null);
+    assert_eq!(m["country"], "DE");
+    let one = t.http.get(t.admin("/api/v1/mirrors/de-fra")).send().await.unwrap();
+    assert_eq!(one.status(), 200);
+    assert_eq!(t.http.get(t.admin("/api/v1/mirrors/nope")).send().await.unwrap().status(), 404);
+    let ex: serde_json::Value = serde_json::from_str(
+        &t.http.get(t.admin(&format!("/api/v1/explain?ip={DE}&path=/a.iso"))).send().await.unwrap().text().await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ex["country"], "DE");
+    assert_eq!(ex["outcome"], "redirect");
+    assert_eq!(ex["mirrors"][0]["rank"], 1);
+}
+
+#[tokio::test]
+async fn failure_reason_is_reported() {
+    let (t, m) = one_mirror_app().await;
+    m.set_status(502);
+    t.probe_round("de-fra").await;
+    let v: serde_json::Value = serde_json::from_str(&t.http.get(t.admin("/api/v1/mirrors/de-fra")).send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(v["last_failure"], "HTTP status 502");
+    assert_eq!(v["last_failure_reason"], "http_status");
+}
+
+#[tokio::test]
+async fn writes_need_the_token() {
+    let (t, _m) = one_mirror_app().await;
+    assert_eq!(t.http.post(t.admin("/api/v1/probe")).send().await.unwrap().status(), 401);
+    assert_eq!(t.http.post(t.admin("/api/v1/probe")).bearer_auth("wrong-token-0123456789").send().await.unwrap().status(), 403);
+    assert_eq!(t.http.post(t.admin("/api/v1/probe")).bearer_auth("test-token-0123456789").send().await.unwrap().status(), 202);
+}
