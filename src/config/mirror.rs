@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use super::file::RawMirror;
-use super::validate::{base_url, relative_path, Checker};
+use super::sections::relative_path;
+use super::validate::{base_url, Checker};
 use super::{MirrorConfig, DEFAULT_WEIGHT};
 use crate::geo::{Continent, Coords, CountryCode};
 

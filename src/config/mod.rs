@@ -1,7 +1,9 @@
-//! Configuration: the YAML file (`file.rs`, serde structs that mirror it) is
-//! checked by `validate.rs` into the typed [`Config`] below. Every error names
-//! its place in the file (`mirrors[2].url: ...`), and all errors are reported
-//! at once.
+//! Configuration: the YAML file is read by `parse.rs` (with limits on size,
+//! depth and aliases) into the serde structs of `file.rs`, which mirror it,
+//! then checked by `validate.rs` (top-level keys), `sections.rs` (health,
+//! selection, limits, admin) and `mirror.rs` into the typed [`Config`] below.
+//! Every error names its place in the file (`mirrors[2].url: ...`); all value
+//! errors are reported at once (see `parse.rs` for how serde errors get theirs).
 //!
 //! This module does no network I/O: mirror locations that the file leaves out
 //! are filled in later from GeoIP (see `registry`).
@@ -10,6 +12,7 @@ mod duration;
 mod file;
 mod mirror;
 mod parse;
+mod sections;
 mod validate;
 
 use std::net::SocketAddr;

@@ -6,8 +6,9 @@
 //! Places are YAML paths (`mirrors[2].url`, `geoip.city[1]`); a check that
 //! spans several keys names the one the operator most likely has to change.
 //!
-//! Mirror entries are checked in `mirror.rs`; this file owns the top-level
-//! keys and the sections. The only I/O here is reading the files the config
+//! Mirror entries are checked in `mirror.rs` and the settings sections in
+//! `sections.rs`; this file owns the error types, the [`Checker`], and the
+//! top-level keys. The only I/O here is reading the files the config
 //! names (GeoIP databases, the admin token file) to prove they are readable.
 
 use std::fmt;
@@ -19,11 +20,11 @@ use http::StatusCode;
 use ipnet::IpNet;
 use url::Url;
 
-use super::duration::{format_duration, parse_duration};
-use super::file::{OneOrMany, RawAdmin, RawConfig, RawGeo, RawHealth, RawLimits, RawSelection};
+use super::duration::parse_duration;
+use super::file::{OneOrMany, RawConfig, RawGeo};
+use super::sections::{admin, health, limits, selection};
 use super::{
-    mirror, parse, AdminConfig, Config, GeoConfig, HealthConfig, LimitsConfig, SelectionConfig,
-    DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
+    mirror, parse, Config, GeoConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
 };
 
 /// One problem, with its place in the file (`mirrors[2].url`).
@@ -154,7 +155,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, place: &str, v: Option<&str>, default: Duration) -> Duration {
+    /// A duration, or `default` when absent.
+    pub fn duration(&mut self, place: &str, v: Option<&str>, default: Duration) -> Duration {
         match v {
             None => default,
             Some(s) => self.ok(place, parse_duration(s)).unwrap_or(default),
@@ -356,215 +358,6 @@ fn geoip(c: &mut Checker<'_>, raw: RawGeo) -> GeoConfig {
     };
     let asn = raw.asn.map(|p| c.readable_file("geoip.asn", &p));
     GeoConfig { city, asn }
-}
-
-fn health(c: &mut Checker<'_>, raw: RawHealth) -> HealthConfig {
-    let d = HealthConfig::default();
-    let interval = c.duration("health.interval", raw.interval.as_deref(), d.interval);
-    if interval < Duration::from_millis(100) {
-        c.err(
-            "health.interval",
-            format!(
-                "{} is too short; probe at most every 100ms",
-                format_duration(interval)
-            ),
-        );
-    }
-    let timeout = c.duration("health.timeout", raw.timeout.as_deref(), d.timeout);
-    if timeout.is_zero() {
-        c.err("health.timeout", "must be more than zero");
-    } else if timeout >= interval {
-        c.err(
-            "health.timeout",
-            format!(
-                "{} must be shorter than health.interval ({}), or probes would overlap",
-                format_duration(timeout),
-                format_duration(interval)
-            ),
-        );
-    }
-    let path = match raw.path {
-        None => d.path,
-        Some(p) => c.ok("health.path", relative_path(&p)).unwrap_or_default(),
-    };
-    HealthConfig {
-        interval,
-        timeout,
-        rise: c.int_in("health.rise", raw.rise, 1..=100, d.rise),
-        fall: c.int_in("health.fall", raw.fall, 1..=100, d.fall),
-        path,
-    }
-}
-
-/// A probe path: made relative to the mirror's URL (leading `/` stripped,
-/// else `join` would drop the mirror's own path) and kept inside it.
-pub(super) fn relative_path(p: &str) -> Result<String, String> {
-    let rel = p.trim_start_matches('/');
-    if rel
-        .chars()
-        .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '\\' || ch == '#')
-    {
-        return Err(format!(
-            "{p:?} must not contain spaces, control characters, '\\' or '#'"
-        ));
-    }
-    let path_part = rel.split('?').next().unwrap_or_default();
-    // URL parsers read %2e as '.', so each spelling of ".." counts.
-    let climbs = path_part.split('/').any(|seg| {
-        matches!(
-            seg.to_ascii_lowercase().as_str(),
-            ".." | ".%2e" | "%2e." | "%2e%2e"
-        )
-    });
-    if climbs {
-        return Err(format!(
-            "{p:?} must not contain \"..\": probes stay under the mirror's URL"
-        ));
-    }
-    Ok(rel.to_owned())
-}
-
-/// A fraction-like factor in (0, 1].
-fn factor(c: &mut Checker<'_>, place: &str, v: Option<f64>, default: f64) -> f64 {
-    let Some(x) = v else { return default };
-    if x.is_finite() && x > 0.0 && x <= 1.0 {
-        x
-    } else {
-        c.err(place, format!("{x} must be more than 0 and at most 1"));
-        default
-    }
-}
-
-fn non_negative(c: &mut Checker<'_>, place: &str, v: Option<f64>, default: f64) -> f64 {
-    let Some(x) = v else { return default };
-    if x.is_finite() && x >= 0.0 {
-        x
-    } else {
-        c.err(place, format!("{x} must be a number at least 0"));
-        default
-    }
-}
-
-fn selection(c: &mut Checker<'_>, raw: RawSelection) -> SelectionConfig {
-    let d = SelectionConfig::default();
-    let link_mirrors = match raw.link_mirrors {
-        None => d.link_mirrors,
-        Some(n @ 0..=16) => usize::try_from(n).unwrap_or(d.link_mirrors),
-        // Each one is a header on every redirect; past 16 they only cost bytes.
-        Some(n) => {
-            c.err(
-                "selection.link_mirrors",
-                format!("{n} is out of range 0..=16"),
-            );
-            d.link_mirrors
-        }
-    };
-    SelectionConfig {
-        band: non_negative(c, "selection.band", raw.band, d.band),
-        band_km: non_negative(c, "selection.band_km", raw.band_km, d.band_km),
-        same_asn_factor: factor(
-            c,
-            "selection.same_asn_factor",
-            raw.same_asn_factor,
-            d.same_asn_factor,
-        ),
-        same_country_factor: factor(
-            c,
-            "selection.same_country_factor",
-            raw.same_country_factor,
-            d.same_country_factor,
-        ),
-        link_mirrors,
-    }
-}
-
-fn positive(c: &mut Checker<'_>, place: &str, v: Option<i64>, default: usize) -> usize {
-    let Some(n) = v else { return default };
-    match usize::try_from(n) {
-        Ok(n) if n > 0 => n,
-        _ => {
-            c.err(place, format!("{n} must be more than 0"));
-            default
-        }
-    }
-}
-
-fn positive_duration(
-    c: &mut Checker<'_>,
-    place: &str,
-    v: Option<&str>,
-    default: Duration,
-) -> Duration {
-    let d = c.duration(place, v, default);
-    if d.is_zero() {
-        c.err(place, "must be more than zero");
-    }
-    d
-}
-
-fn limits(c: &mut Checker<'_>, raw: RawLimits) -> LimitsConfig {
-    let d = LimitsConfig::default();
-    LimitsConfig {
-        max_path_bytes: positive(
-            c,
-            "limits.max_path_bytes",
-            raw.max_path_bytes,
-            d.max_path_bytes,
-        ),
-        header_timeout: positive_duration(
-            c,
-            "limits.header_timeout",
-            raw.header_timeout.as_deref(),
-            d.header_timeout,
-        ),
-        shutdown_grace: positive_duration(
-            c,
-            "limits.shutdown_grace",
-            raw.shutdown_grace.as_deref(),
-            d.shutdown_grace,
-        ),
-        max_connections: positive(
-            c,
-            "limits.max_connections",
-            raw.max_connections,
-            d.max_connections,
-        ),
-    }
-}
-
-/// Shortest admin token accepted: long enough not to be guessed online.
-const MIN_TOKEN_CHARS: usize = 16;
-
-fn admin(c: &mut Checker<'_>, raw: RawAdmin) -> AdminConfig {
-    let (place, token) = match (raw.token, raw.token_file) {
-        (Some(_), Some(_)) => {
-            c.err("admin", "give token or token_file, not both");
-            return AdminConfig::default();
-        }
-        (None, None) => return AdminConfig::default(),
-        (Some(t), None) => ("admin.token", t),
-        (None, Some(f)) => {
-            let path = c.readable_file("admin.token_file", &f);
-            match std::fs::read_to_string(&path) {
-                // A trailing newline from `echo > file` is not part of the token.
-                Ok(t) => ("admin.token_file", t.trim().to_owned()),
-                // readable_file has already said why.
-                Err(_) => return AdminConfig::default(),
-            }
-        }
-    };
-    if token.is_empty() {
-        c.err(place, "the token is empty");
-    } else if token.chars().count() < MIN_TOKEN_CHARS {
-        c.err(
-            place,
-            format!("the token is too short: use at least {MIN_TOKEN_CHARS} characters"),
-        );
-    } else if !token.chars().all(|ch| ch.is_ascii_graphic()) {
-        // It travels in an `Authorization: Bearer` header.
-        c.err(place, "the token must be printable ASCII without spaces");
-    }
-    AdminConfig { token: Some(token) }
 }
 
 #[cfg(test)]

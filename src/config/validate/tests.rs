@@ -18,6 +18,8 @@ fn base() -> &'static Path {
         std::fs::write(dir.join("city6.mmdb"), b"").unwrap();
         std::fs::write(dir.join("asn.mmdb"), b"").unwrap();
         std::fs::write(dir.join("token"), b"  0123456789abcdef-secret\n").unwrap();
+        std::fs::write(dir.join("big-token"), vec![b'a'; 5000]).unwrap();
+        std::fs::write(dir.join("binary-token"), [0xff_u8; 20]).unwrap();
         dir
     })
 }
@@ -588,6 +590,16 @@ fn admin_token() {
         &with_fallback("admin:\n  token_file: no-such-token\n"),
         "admin.token_file",
         "no-such-token",
+    );
+    assert_err(
+        &with_fallback("admin:\n  token_file: big-token\n"),
+        "admin.token_file",
+        "4096",
+    );
+    assert_err(
+        &with_fallback("admin:\n  token_file: binary-token\n"),
+        "admin.token_file",
+        "cannot read",
     );
     ok(&with_fallback("admin: {}\n"));
 }
