@@ -1,12 +1,18 @@
-//! Configuration: the YAML file (`file.rs`, serde structs that mirror it) is
-//! checked by `validate.rs` into the typed [`Config`] below. Every error names
-//! its place in the file (`mirrors[2].url: ...`), and all errors are reported
-//! at once.
+//! Configuration: the YAML file is read by `parse.rs` (with limits on size,
+//! depth and aliases) into the serde structs of `file.rs`, which mirror it,
+//! then checked by `validate.rs` (top-level keys), `sections.rs` (health,
+//! selection, limits, admin) and `mirror.rs` into the typed [`Config`] below.
+//! Every error names its place in the file (`mirrors[2].url: ...`); all value
+//! errors are reported at once (see `parse.rs` for how serde errors get theirs).
 //!
 //! This module does no network I/O: mirror locations that the file leaves out
 //! are filled in later from GeoIP (see `registry`).
 
+mod duration;
 mod file;
+mod mirror;
+mod parse;
+mod sections;
 mod validate;
 
 use std::net::SocketAddr;
@@ -20,18 +26,37 @@ use url::Url;
 use crate::geo::{Continent, Coords, CountryCode};
 pub use crate::http::client_ip::ForwardedHeader;
 
+pub use duration::{format_duration, parse_duration};
+pub use parse::MAX_CONFIG_BYTES;
 pub use validate::{ConfigError, ConfigErrors};
+
+/// Public listener when the file names none: loopback, so that a fresh
+/// install is not open to the world before its operator says so.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Admin listener when the file names none (loopback, like [`DEFAULT_LISTEN`]).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// Redirect status when the file names none.
+pub const DEFAULT_REDIRECT_STATUS: StatusCode = StatusCode::FOUND;
+/// Mirror weight when the file names none.
+pub const DEFAULT_WEIGHT: u32 = 100;
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Public (download) listener.
     pub listen: SocketAddr,
+    /// Admin listener (`/metrics`, health, mirror API); never the same as `listen`.
     pub admin_listen: SocketAddr,
     pub geoip: GeoConfig,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed; a
+    /// single address in the file becomes a /32 or /128.
     pub trusted_proxies: Vec<IpNet>,
     /// Which header trusted proxies set: `x-forwarded-for` (default) or `forwarded`.
     pub client_ip_header: ForwardedHeader,
+    /// One of 301, 302, 303, 307, 308.
     pub redirect_status: StatusCode,
+    /// Where to send a client when no mirror is eligible; without it, 503.
+    /// Normalised like mirror URLs (path ends in `/`).
     pub fallback: Option<Url>,
     pub health: HealthConfig,
     pub selection: SelectionConfig,
@@ -40,18 +65,27 @@ pub struct Config {
     pub mirrors: Vec<MirrorConfig>,
 }
 
+/// GeoIP database files, resolved against the config file's directory and
+/// checked to be readable at load time.
 #[derive(Debug, Clone, Default)]
 pub struct GeoConfig {
     /// Location databases (City, Country or flat layout); several when IPv4 and IPv6 come apart.
+    /// Empty when the file names none: every client is then of unknown location.
     pub city: Vec<PathBuf>,
+    /// ASN database, if any.
     pub asn: Option<PathBuf>,
 }
 
+/// Probing of mirrors.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
+    /// Time between probes of one mirror (at least 100ms).
     pub interval: Duration,
+    /// Time one probe may take (more than zero, less than `interval`).
     pub timeout: Duration,
+    /// Consecutive successes that bring a down mirror up (1..=100).
     pub rise: u32,
+    /// Consecutive failures that take an up mirror down (1..=100).
     pub fall: u32,
     /// Probed relative to each mirror's url; no leading slash is kept.
     pub path: String,
@@ -72,6 +106,7 @@ pub struct SelectionConfig {
     pub link_mirrors: usize,
 }
 
+/// Protections of the public listener.
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
     /// Longest request path accepted (bytes, before decoding).
@@ -84,28 +119,85 @@ pub struct LimitsConfig {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Default)]
+/// The admin listener's settings. `Debug` hides the token, so a logged
+/// config does not leak it.
+#[derive(Clone, Default)]
 pub struct AdminConfig {
     /// Bearer token for writes to the admin API; without it writes are refused.
+    /// From `admin.token`, or read from `admin.token_file` (trimmed); at least
+    /// 16 printable ASCII characters.
     pub token: Option<String>,
 }
 
+/// One mirror as the file declares it. Location fields left out stay `None`
+/// here; the registry fills them from GeoIP.
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {
+    /// Unique; `[A-Za-z0-9._-]{1,64}`, so it is safe as a metric label and a URL path segment.
     pub name: String,
-    /// Base URL, always ending in `/`.
+    /// Base URL, always ending in `/`; http or https, with a host, no user
+    /// info, query or fragment.
     pub url: Url,
     pub country: Option<CountryCode>,
     pub continent: Option<Continent>,
     pub coords: Option<Coords>,
+    /// Autonomous systems the mirror is reachable in (for the same-ASN bonus).
     pub asn: Vec<u32>,
+    /// Declared capacity, 1..=1_000_000 (default 100).
     pub weight: u32,
     pub enabled: bool,
-    /// Probe path override, relative to `url`.
+    /// Probe path override, relative to `url` (no leading slash, no `..`).
     pub probe_path: Option<String>,
+    /// When not empty, only clients in these countries are sent here.
     pub countries_only: Vec<CountryCode>,
+    /// Clients in these countries are never sent here. Never set together
+    /// with `countries_only`.
     pub exclude_countries: Vec<CountryCode>,
+    /// When not empty, only clients on these continents are sent here.
     pub continents_only: Vec<Continent>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 2,
+            path: String::new(),
+        }
+    }
+}
+
+impl Default for SelectionConfig {
+    fn default() -> Self {
+        SelectionConfig {
+            band: 0.25,
+            band_km: 500.0,
+            same_asn_factor: 0.5,
+            same_country_factor: 0.75,
+            link_mirrors: 4,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_path_bytes: 4096,
+            header_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
 }
 
 impl Config {
