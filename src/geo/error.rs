@@ -31,7 +31,7 @@ pub enum GeoError {
 
     /// A database of another kind than this place expects, such as an ASN
     /// database given as a location database.
-    #[error("{}: {found} database given where a {expected} database is expected", .path.display())]
+    #[error("{}: {found} database given where {expected} database is expected", .path.display())]
     WrongLayout {
         path: PathBuf,
         found: String,

@@ -71,7 +71,7 @@ impl Source {
                 return Err(GeoError::WrongLayout {
                     path: label,
                     found: Layout::Asn.to_string(),
-                    expected: "location (City, Country or ip-location-db)",
+                    expected: "a location (City, Country or ip-location-db)",
                 })
             }
             (Role::Asn, _) if detected.asn => Layout::Asn,
@@ -79,7 +79,7 @@ impl Source {
                 return Err(GeoError::WrongLayout {
                     path: label,
                     found: l.to_string(),
-                    expected: "ASN",
+                    expected: "an ASN",
                 })
             }
             (_, None) => {
