@@ -5,12 +5,23 @@
 //! of mirrors or requests. Lookups never allocate on the hot path beyond what
 //! the reader itself needs, and never fail a request: a broken record is
 //! reported as [`LookupOutcome::Error`] and treated as an unknown client.
+//!
+//! Files: `reader.rs` (`GeoDb`, the lookup), `source.rs` (one opened file and
+//! its load-time checks), `layout.rs` (layout detection and the borrowed record
+//! structs), `address.rs` (which addresses are looked up at all), `error.rs`,
+//! `country.rs` and `country_table.rs` (codes, continents, centroids).
 
+mod address;
 mod country;
+mod country_table;
+mod error;
+mod layout;
 mod reader;
+mod source;
 
 pub use country::{Continent, CountryCode};
-pub use reader::{GeoDb, GeoError};
+pub use layout::Layout;
+pub use reader::{DbInfo, GeoDb, GeoError};
 
 /// A point on Earth, in degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
