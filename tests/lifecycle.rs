@@ -84,7 +84,7 @@ async fn sighup_reload_bad_keeps_old_good_applies_and_sigterm_exits_zero() {
     };
     // Wait for readiness: the first probe round has finished.
     poll_until("readiness", || async {
-        http.get(format!("http://{admin}/readyz")).send().await.map(|r| r.status()) == Ok(reqwest::StatusCode::OK)
+        http.get(format!("http://{admin}/readyz")).send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
     })
     .await;
     let status = || async {

@@ -33,7 +33,6 @@ pub fn demo_tree() -> Tree {
 /// A running demo mirror.
 pub struct DemoMirror {
     pub addr: SocketAddr,
-    down: Arc<AtomicBool>,
 }
 
 impl DemoMirror {
@@ -50,11 +49,7 @@ impl DemoMirror {
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
             }
         });
-        Ok(DemoMirror { addr, down })
-    }
-
-    pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Relaxed)
+        Ok(DemoMirror { addr })
     }
 }
 

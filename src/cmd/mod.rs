@@ -1,7 +1,7 @@
 //! The subcommands behind the thin `main`: each loads what it needs, does one
 //! thing, and returns an exit code. Tool code: `anyhow` is fine here.
 
-// mod demo;
+mod demo;
 mod demo_mirror;
 
 use std::net::IpAddr;
@@ -20,7 +20,7 @@ use crate::registry;
 use crate::select::Scheme;
 use crate::state::MirrorEntry;
 
-// pub use demo::demo;
+pub use demo::demo;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {

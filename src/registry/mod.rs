@@ -119,10 +119,3 @@ impl Mirror {
         self.url.scheme()
     }
 }
-
-// TEMPORARY until the country table lands: every country maps to Europe.
-impl CountryCode {
-    pub fn continent(&self) -> Continent {
-        Continent::EU
-    }
-}
