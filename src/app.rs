@@ -57,7 +57,10 @@ pub struct App {
 }
 
 /// Opens GeoIP and builds the mirrors for a config: everything a snapshot needs.
-pub async fn load_parts(config: Config, geo_override: Option<Arc<GeoDb>>) -> Result<Loaded, String> {
+pub async fn load_parts(
+    config: Config,
+    geo_override: Option<Arc<GeoDb>>,
+) -> Result<Loaded, String> {
     let geo = match geo_override {
         Some(g) => g,
         None => {
@@ -88,16 +91,20 @@ pub async fn load_parts(config: Config, geo_override: Option<Arc<GeoDb>>) -> Res
 impl App {
     /// Binds, loads and starts serving.
     pub async fn start(config: Config, opts: StartOptions) -> Result<App, StartError> {
-        let public = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind {
-            what: "listen",
-            addr: config.listen,
-            source,
-        })?;
-        let admin_l = TcpListener::bind(config.admin_listen).await.map_err(|source| StartError::Bind {
-            what: "admin_listen",
-            addr: config.admin_listen,
-            source,
-        })?;
+        let public = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "listen",
+                addr: config.listen,
+                source,
+            })?;
+        let admin_l = TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "admin_listen",
+                addr: config.admin_listen,
+                source,
+            })?;
         let public_addr = public.local_addr().map_err(|source| StartError::Bind {
             what: "listen",
             addr: config.listen,
@@ -115,8 +122,11 @@ impl App {
             shutdown_grace: config.limits.shutdown_grace,
             max_connections: config.limits.max_connections,
         };
-        let loaded = load_parts(config.clone(), opts.geo.clone()).await.map_err(StartError::Load)?;
-        let client = ProbeClient::new(loaded.config.health.timeout).map_err(|e| StartError::Load(format!("health checks: {e}")))?;
+        let loaded = load_parts(config.clone(), opts.geo.clone())
+            .await
+            .map_err(StartError::Load)?;
+        let client = ProbeClient::new(loaded.config.health.timeout)
+            .map_err(|e| StartError::Load(format!("health checks: {e}")))?;
         let state = State::start(loaded, metrics.clone(), client);
         let reload = make_reload(state.clone(), metrics.clone(), config, opts);
 
@@ -126,7 +136,12 @@ impl App {
         };
         let handler = PublicHandler::new(state.clone(), metrics.clone(), Scheme::Http);
         let tasks = vec![
-            tokio::spawn(http::serve(public, handler, serve_opts, wait(shutdown_rx.clone()))),
+            tokio::spawn(http::serve(
+                public,
+                handler,
+                serve_opts,
+                wait(shutdown_rx.clone()),
+            )),
             tokio::spawn(admin::serve(
                 admin_l,
                 AdminState {
@@ -203,14 +218,24 @@ impl App {
     }
 }
 
-fn make_reload(state: Arc<State>, metrics: Metrics, initial: Config, opts: StartOptions) -> ReloadFn {
+fn make_reload(
+    state: Arc<State>,
+    metrics: Metrics,
+    initial: Config,
+    opts: StartOptions,
+) -> ReloadFn {
     let initial = Arc::new(initial);
     let opts = Arc::new(opts);
     // Reloads are serialised: two at once could install in either order.
     let lock = Arc::new(tokio::sync::Mutex::new(()));
     Arc::new(move || {
-        let (state, metrics, initial, opts, lock) =
-            (state.clone(), metrics.clone(), initial.clone(), opts.clone(), lock.clone());
+        let (state, metrics, initial, opts, lock) = (
+            state.clone(),
+            metrics.clone(),
+            initial.clone(),
+            opts.clone(),
+            lock.clone(),
+        );
         Box::pin(async move {
             let _guard = lock.lock().await;
             let result = reload_once(&state, &initial, &opts).await;

@@ -54,11 +54,17 @@ pub fn explain(
     path: &str,
     scheme: Scheme,
 ) -> Result<Report, String> {
-    let raw = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
-    let clean = CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
+    let raw = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let clean =
+        CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
     let (location, outcome) = geo.lookup(ip);
     let client = Client { location, scheme };
-    let (verdicts, ranking) = select::explain(mirrors, &client, &config.selection, &mut rand::rng());
+    let (verdicts, ranking) =
+        select::explain(mirrors, &client, &config.selection, &mut rand::rng());
     let order = ranking.map(|r| r.order).unwrap_or_default();
     let mut rows: Vec<MirrorVerdict> = verdicts
         .iter()
@@ -78,7 +84,10 @@ pub fn explain(
         .collect();
     rows.sort_by_key(|r| r.rank.unwrap_or(usize::MAX));
     let (outcome_label, target) = match order.first() {
-        Some(&i) => ("redirect", Some(format!("{}{}", mirrors[i].mirror.url, clean.encoded()))),
+        Some(&i) => (
+            "redirect",
+            Some(format!("{}{}", mirrors[i].mirror.url, clean.encoded())),
+        ),
         None => match &config.fallback {
             Some(f) => ("fallback", Some(format!("{f}{}", clean.encoded()))),
             None => ("no_mirror", None),
@@ -110,12 +119,27 @@ fn round1(x: f64) -> f64 {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-        writeln!(f, "client {}: geoip {}, country {}, continent {}, asn {}", self.ip, self.geoip, opt(&self.country), opt(&self.continent), self.asn.map_or("-".into(), |a| a.to_string()))?;
+        writeln!(
+            f,
+            "client {}: geoip {}, country {}, continent {}, asn {}",
+            self.ip,
+            self.geoip,
+            opt(&self.country),
+            opt(&self.continent),
+            self.asn.map_or("-".into(), |a| a.to_string())
+        )?;
         match &self.location {
             Some(l) => writeln!(f, "{} {} -> {}", self.outcome, self.path, l)?,
-            None => writeln!(f, "{} {}: no mirror and no fallback (503)", self.outcome, self.path)?,
+            None => writeln!(
+                f,
+                "{} {}: no mirror and no fallback (503)",
+                self.outcome, self.path
+            )?,
         }
-        writeln!(f, "rank  mirror                       km       cost weight  reason")?;
+        writeln!(
+            f,
+            "rank  mirror                       km       cost weight  reason"
+        )?;
         for m in &self.mirrors {
             let num = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0}"));
             let band = if m.in_band { " (in band)" } else { "" };

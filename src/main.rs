@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use mirrorgate::cmd;
 
 #[derive(Parser)]
-#[command(name = "mirrorgate", version, about = "Geo-aware mirror redirector and load balancer")]
+#[command(
+    name = "mirrorgate",
+    version,
+    about = "Geo-aware mirror redirector and load balancer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cmd::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -79,11 +86,23 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => cmd::serve(&config).await,
             Command::CheckConfig { config } => cmd::check_config(&config).await,
-            Command::Locate { config, city, asn, ip } => cmd::locate(config.as_deref(), &city, asn.as_ref(), ip),
-            Command::Explain { config, ip, https, assume_up, path } => {
-                cmd::explain(&config, ip, https, assume_up, &path).await
-            }
-            Command::Demo { listen, admin_listen } => cmd::demo(listen, admin_listen).await,
+            Command::Locate {
+                config,
+                city,
+                asn,
+                ip,
+            } => cmd::locate(config.as_deref(), &city, asn.as_ref(), ip),
+            Command::Explain {
+                config,
+                ip,
+                https,
+                assume_up,
+                path,
+            } => cmd::explain(&config, ip, https, assume_up, &path).await,
+            Command::Demo {
+                listen,
+                admin_listen,
+            } => cmd::demo(listen, admin_listen).await,
         }
     });
     match result {

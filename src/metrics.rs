@@ -116,14 +116,22 @@ impl Metrics {
         reg(Box::new(redirects.clone()));
 
         let mirror_up = must(IntGaugeVec::new(
-            Opts::new("mirrorgate_mirror_up", "1 when the mirror is up, 0 when down or not yet probed."),
+            Opts::new(
+                "mirrorgate_mirror_up",
+                "1 when the mirror is up, 0 when down or not yet probed.",
+            ),
             &["mirror"],
         ));
         reg(Box::new(mirror_up.clone()));
 
         let probe_duration = must(HistogramVec::new(
-            HistogramOpts::new("mirrorgate_probe_duration_seconds", "Duration of health probes.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "mirrorgate_probe_duration_seconds",
+                "Duration of health probes.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["mirror"],
         ));
         reg(Box::new(probe_duration.clone()));
@@ -138,14 +146,20 @@ impl Metrics {
         reg(Box::new(probes.clone()));
 
         let geoip_vec = must(IntCounterVec::new(
-            Opts::new("mirrorgate_geoip_lookups_total", "GeoIP lookups of clients by result."),
+            Opts::new(
+                "mirrorgate_geoip_lookups_total",
+                "GeoIP lookups of clients by result.",
+            ),
             &["result"],
         ));
         reg(Box::new(geoip_vec.clone()));
         let geoip = LookupOutcome::ALL.map(|o| geoip_vec.with_label_values(&[o.as_str()]));
 
         let reloads = must(IntCounterVec::new(
-            Opts::new("mirrorgate_config_reloads_total", "Config reloads by result."),
+            Opts::new(
+                "mirrorgate_config_reloads_total",
+                "Config reloads by result.",
+            ),
             &["result"],
         ));
         reg(Box::new(reloads.clone()));
@@ -166,11 +180,16 @@ impl Metrics {
         reg(Box::new(ready.clone()));
 
         let build_info = must(IntGaugeVec::new(
-            Opts::new("mirrorgate_build_info", "Always 1; labels say which build runs."),
+            Opts::new(
+                "mirrorgate_build_info",
+                "Always 1; labels say which build runs.",
+            ),
             &["version"],
         ));
         reg(Box::new(build_info.clone()));
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         Metrics {
             registry,
@@ -208,7 +227,9 @@ impl Metrics {
     }
 
     pub fn set_mirror_up(&self, mirror: &str, up: bool) {
-        self.mirror_up.with_label_values(&[mirror]).set(i64::from(up));
+        self.mirror_up
+            .with_label_values(&[mirror])
+            .set(i64::from(up));
     }
 
     /// Records one probe: its duration (successful probes only) and its result.

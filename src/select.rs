@@ -200,7 +200,8 @@ pub fn explain<C: Candidate, R: Rng + ?Sized>(
     let mut eligible = Vec::new();
     for (i, c) in mirrors.iter().enumerate() {
         let reason = eligibility(c, client);
-        let cost = (reason == Reason::Eligible).then(|| loc.map_or(0.0, |l| cost(c.mirror(), l, cfg)));
+        let cost =
+            (reason == Reason::Eligible).then(|| loc.map_or(0.0, |l| cost(c.mirror(), l, cfg)));
         if let Some(cost) = cost {
             eligible.push((i, cost));
         }
@@ -260,7 +261,11 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
 }
 
 /// Index into `items` drawn with probability proportional to `weight`.
-fn weighted_pick<R: Rng + ?Sized>(items: &[usize], weight: impl Fn(usize) -> u64, rng: &mut R) -> usize {
+fn weighted_pick<R: Rng + ?Sized>(
+    items: &[usize],
+    weight: impl Fn(usize) -> u64,
+    rng: &mut R,
+) -> usize {
     let total: u64 = items.iter().map(|&i| weight(i)).sum();
     if items.len() <= 1 || total == 0 {
         return 0;
@@ -361,10 +366,22 @@ mod tests {
     #[test]
     fn nearest_wins() {
         let w = world();
-        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("de"));
-        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("us"));
-        assert_eq!(chosen_name(&w, &client("SG", 1.29, 103.85)).as_deref(), Some("jp"));
-        assert_eq!(chosen_name(&w, &client("NZ", -36.85, 174.76)).as_deref(), Some("au"));
+        assert_eq!(
+            chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(),
+            Some("de")
+        );
+        assert_eq!(
+            chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(),
+            Some("us")
+        );
+        assert_eq!(
+            chosen_name(&w, &client("SG", 1.29, 103.85)).as_deref(),
+            Some("jp")
+        );
+        assert_eq!(
+            chosen_name(&w, &client("NZ", -36.85, 174.76)).as_deref(),
+            Some("au")
+        );
     }
 
     #[test]
@@ -375,17 +392,29 @@ mod tests {
         assert_eq!(names, ["de", "us", "jp", "au"]);
         let mut one = cfg();
         one.link_mirrors = 1;
-        assert_eq!(select(&w, &client("FR", 48.86, 2.35), &one, &mut rng()).unwrap().order.len(), 2);
+        assert_eq!(
+            select(&w, &client("FR", 48.86, 2.35), &one, &mut rng())
+                .unwrap()
+                .order
+                .len(),
+            2
+        );
     }
 
     #[test]
     fn down_disabled_unknown_are_never_chosen() {
         let mut w = world();
         w[0].1 = HealthState::Down;
-        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("us"));
+        assert_eq!(
+            chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(),
+            Some("us")
+        );
         w[1].1 = HealthState::Unknown;
         w[2].0.enabled = false;
-        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("au"));
+        assert_eq!(
+            chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(),
+            Some("au")
+        );
         w[3].1 = HealthState::Down;
         assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)), None);
     }
@@ -394,18 +423,33 @@ mod tests {
     fn country_lists_are_obeyed() {
         let mut w = world();
         w[0].0.policy.countries_only = vec!["DE".parse().unwrap()];
-        assert_eq!(chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(), Some("us"));
-        assert_eq!(chosen_name(&w, &client("DE", 52.52, 13.40)).as_deref(), Some("de"));
+        assert_eq!(
+            chosen_name(&w, &client("FR", 48.86, 2.35)).as_deref(),
+            Some("us")
+        );
+        assert_eq!(
+            chosen_name(&w, &client("DE", 52.52, 13.40)).as_deref(),
+            Some("de")
+        );
         // Unknown client: an allow-listed mirror never serves it.
-        let unknown = Client { location: None, scheme: Scheme::Http };
+        let unknown = Client {
+            location: None,
+            scheme: Scheme::Http,
+        };
         for seed in 0..200 {
             let r = select(&w, &unknown, &cfg(), &mut SmallRng::seed_from_u64(seed)).unwrap();
             assert_ne!(&*w[r.chosen()].0.name, "de");
         }
         w[1].0.policy.exclude_countries = vec!["CA".parse().unwrap()];
-        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("jp"));
+        assert_eq!(
+            chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(),
+            Some("jp")
+        );
         w[2].0.policy.continents_only = vec![Continent::AS];
-        assert_eq!(chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(), Some("au"));
+        assert_eq!(
+            chosen_name(&w, &client("CA", 43.65, -79.38)).as_deref(),
+            Some("au")
+        );
     }
 
     #[test]
@@ -423,23 +467,40 @@ mod tests {
         let a = mirror("a", "DE", 50.0, 8.0, 100);
         let mut b = mirror("b", "DE", 50.0, 8.0, 100);
         let mut c = client("DE", 50.0, 8.0);
-        assert_eq!(cost(&a, c.location.as_ref().unwrap(), &cfg()), cost(&b, c.location.as_ref().unwrap(), &cfg()));
+        assert_eq!(
+            cost(&a, c.location.as_ref().unwrap(), &cfg()),
+            cost(&b, c.location.as_ref().unwrap(), &cfg())
+        );
         b.asns = vec![64496];
         c.location.as_mut().unwrap().asn = Some(64496);
-        assert!(cost(&b, c.location.as_ref().unwrap(), &cfg()) < cost(&a, c.location.as_ref().unwrap(), &cfg()));
+        assert!(
+            cost(&b, c.location.as_ref().unwrap(), &cfg())
+                < cost(&a, c.location.as_ref().unwrap(), &cfg())
+        );
         let fr = mirror("fr", "FR", 50.0, 8.0, 100);
-        assert!(cost(&a, c.location.as_ref().unwrap(), &cfg()) < cost(&fr, c.location.as_ref().unwrap(), &cfg()));
+        assert!(
+            cost(&a, c.location.as_ref().unwrap(), &cfg())
+                < cost(&fr, c.location.as_ref().unwrap(), &cfg())
+        );
     }
 
     #[test]
     fn band_spreads_over_close_mirrors_by_weight() {
         // Two mirrors in the same city, weights 300 and 100: about 3:1.
-        let w = vec![up(mirror("big", "DE", 50.11, 8.68, 300)), up(mirror("small", "DE", 50.11, 8.68, 100))];
+        let w = vec![
+            up(mirror("big", "DE", 50.11, 8.68, 300)),
+            up(mirror("small", "DE", 50.11, 8.68, 100)),
+        ];
         // Costs differ by weight, but both stay within band_km of each other.
         let c = client("DE", 50.11, 8.68);
         let mut r = rng();
-        let big = (0..4000).filter(|_| select(&w, &c, &cfg(), &mut r).unwrap().chosen() == 0).count();
-        assert!((2700..3300).contains(&big), "big chosen {big} times of 4000");
+        let big = (0..4000)
+            .filter(|_| select(&w, &c, &cfg(), &mut r).unwrap().chosen() == 0)
+            .count();
+        assert!(
+            (2700..3300).contains(&big),
+            "big chosen {big} times of 4000"
+        );
     }
 
     #[test]
@@ -455,19 +516,36 @@ mod tests {
     }
 
     fn arb_state() -> impl Strategy<Value = HealthState> {
-        prop_oneof![Just(HealthState::Up), Just(HealthState::Down), Just(HealthState::Unknown)]
+        prop_oneof![
+            Just(HealthState::Up),
+            Just(HealthState::Down),
+            Just(HealthState::Unknown)
+        ]
     }
 
     fn arb_mirrors() -> impl Strategy<Value = Vec<C>> {
         proptest::collection::vec(
-            (-80.0f64..80.0, -179.0f64..179.0, 1u32..1000, arb_state(), any::<bool>(), any::<bool>()),
+            (
+                -80.0f64..80.0,
+                -179.0f64..179.0,
+                1u32..1000,
+                arb_state(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
             0..12,
         )
         .prop_map(|v| {
             v.into_iter()
                 .enumerate()
                 .map(|(i, (lat, lon, w, s, enabled, only_de))| {
-                    let mut m = mirror(&format!("m{i}"), if i % 2 == 0 { "DE" } else { "US" }, lat, lon, w);
+                    let mut m = mirror(
+                        &format!("m{i}"),
+                        if i % 2 == 0 { "DE" } else { "US" },
+                        lat,
+                        lon,
+                        w,
+                    );
                     m.enabled = enabled;
                     if only_de {
                         m.policy.countries_only = vec!["DE".parse().unwrap()];

@@ -15,8 +15,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::geo::GeoDb;
-use crate::health::{HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings};
-use crate::metrics::{MirrorCounters, Metrics};
+use crate::health::{
+    HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings,
+};
+use crate::metrics::{Metrics, MirrorCounters};
 use crate::registry::Mirror;
 use crate::select::Candidate;
 
@@ -244,7 +246,9 @@ impl Owner {
             match ProbeClient::new(cfg.health.timeout) {
                 Ok(c) => self.client = c,
                 // Keep probing with the old client rather than not at all.
-                Err(e) => tracing::error!(error = %e, "cannot build a probe client for the new timeout"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build a probe client for the new timeout")
+                }
             }
         }
         self.prober = Some(Prober::spawn(targets, settings, self.client.clone(), tx));
@@ -257,8 +261,16 @@ impl Owner {
     }
 
     fn apply(&mut self, report: ProbeReport) {
-        let (rise, fall) = (self.snapshot.config.health.rise, self.snapshot.config.health.fall);
-        let Some(entry) = self.snapshot.mirrors.iter_mut().find(|e| e.mirror.name == report.mirror) else {
+        let (rise, fall) = (
+            self.snapshot.config.health.rise,
+            self.snapshot.config.health.fall,
+        );
+        let Some(entry) = self
+            .snapshot
+            .mirrors
+            .iter_mut()
+            .find(|e| e.mirror.name == report.mirror)
+        else {
             return;
         };
         let label = match &report.result {
@@ -270,8 +282,12 @@ impl Owner {
         let failure = report.result.as_ref().err().cloned();
         if let Some(t) = entry.health.observe(report.result, rise, fall, report.at) {
             match failure {
-                Some(reason) => tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed"),
-                None => tracing::info!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), "mirror health changed"),
+                Some(reason) => {
+                    tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed")
+                }
+                None => {
+                    tracing::info!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), "mirror health changed")
+                }
             }
         }
         self.update_ready();
@@ -298,7 +314,9 @@ impl Owner {
             self.metrics
                 .set_mirror_up(&e.mirror.name, e.health.state == HealthState::Up);
         }
-        self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
+        self.metrics
+            .snapshot_generation
+            .set(self.snapshot.generation as i64);
         self.metrics.ready.set(i64::from(self.snapshot.ready));
         let s = &self.snapshot;
         state.current.store(Arc::new(Snapshot {

@@ -10,7 +10,14 @@ use support::*;
 async fn one_mirror_app() -> (TestApp, FakeMirror) {
     let m = FakeMirror::start().await;
     let yaml = config_yaml(
-        &[M { name: "de-fra", url: m.url(), cc: "DE", lat: 50.11, lon: 8.68, extra: "" }],
+        &[M {
+            name: "de-fra",
+            url: m.url(),
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        }],
         TRUSTED_MANUAL_PROBES,
     );
     (TestApp::start(&yaml).await, m)
@@ -18,7 +25,13 @@ async fn one_mirror_app() -> (TestApp, FakeMirror) {
 
 /// `promtool` must be there under CI; elsewhere a missing one is said out loud.
 fn promtool() -> Option<&'static str> {
-    if Command::new("promtool").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
+    if Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+    {
         return Some("promtool");
     }
     if std::env::var_os("CI").is_some() {
@@ -33,9 +46,17 @@ async fn metrics_pass_promtool_and_count_requests() {
     let (t, _m) = one_mirror_app().await;
     t.get_from(DE, "/a.iso").await;
     t.get_from(NO_RECORD, "/a.iso").await;
-    let raw = format!("GET /../x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    assert_eq!(raw_status(t.app.public_addr(), &raw).await, 400);
-    let body = t.http.get(t.admin("/metrics")).send().await.unwrap().text().await.unwrap();
+    let raw = "GET /../x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    assert_eq!(raw_status(t.app.public_addr(), raw).await, 400);
+    let body = t
+        .http
+        .get(t.admin("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for want in [
         "mirrorgate_requests_total{outcome=\"redirect\"} 2",
         "mirrorgate_requests_total{outcome=\"bad_request\"} 1",
@@ -61,7 +82,12 @@ async fn metrics_pass_promtool_and_count_requests() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -75,9 +101,30 @@ async fn metrics_pass_promtool_and_count_requests() {
 #[tokio::test]
 async fn health_api_livez_readyz() {
     let (t, _m) = one_mirror_app().await;
-    assert_eq!(t.http.get(t.admin("/livez")).send().await.unwrap().status(), 200);
-    assert_eq!(t.http.get(t.admin("/readyz")).send().await.unwrap().status(), 200);
-    let v: serde_json::Value = serde_json::from_str(&t.http.get(t.admin("/api/v1/mirrors")).send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        t.http.get(t.admin("/livez")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        t.http
+            .get(t.admin("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        &t.http
+            .get(t.admin("/api/v1/mirrors"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let m = &v["mirrors"][0];
     assert_eq!(m["name"], "de-fra");
     assert_eq!(m["state"], "up");
@@ -85,11 +132,31 @@ async fn health_api_livez_readyz() {
     assert!(m["since"].as_str().unwrap().ends_with('Z'));
     assert_eq!(m["last_failure"], serde_json::Value::Null);
     assert_eq!(m["country"], "DE");
-    let one = t.http.get(t.admin("/api/v1/mirrors/de-fra")).send().await.unwrap();
+    let one = t
+        .http
+        .get(t.admin("/api/v1/mirrors/de-fra"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(one.status(), 200);
-    assert_eq!(t.http.get(t.admin("/api/v1/mirrors/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        t.http
+            .get(t.admin("/api/v1/mirrors/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let ex: serde_json::Value = serde_json::from_str(
-        &t.http.get(t.admin(&format!("/api/v1/explain?ip={DE}&path=/a.iso"))).send().await.unwrap().text().await.unwrap(),
+        &t.http
+            .get(t.admin(&format!("/api/v1/explain?ip={DE}&path=/a.iso")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(ex["country"], "DE");
@@ -102,7 +169,17 @@ async fn failure_reason_is_reported() {
     let (t, m) = one_mirror_app().await;
     m.set_status(502);
     t.probe_round("de-fra").await;
-    let v: serde_json::Value = serde_json::from_str(&t.http.get(t.admin("/api/v1/mirrors/de-fra")).send().await.unwrap().text().await.unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &t.http
+            .get(t.admin("/api/v1/mirrors/de-fra"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(v["last_failure"], "HTTP status 502");
     assert_eq!(v["last_failure_reason"], "http_status");
 }
@@ -110,7 +187,33 @@ async fn failure_reason_is_reported() {
 #[tokio::test]
 async fn writes_need_the_token() {
     let (t, _m) = one_mirror_app().await;
-    assert_eq!(t.http.post(t.admin("/api/v1/probe")).send().await.unwrap().status(), 401);
-    assert_eq!(t.http.post(t.admin("/api/v1/probe")).bearer_auth("wrong-token-0123456789").send().await.unwrap().status(), 403);
-    assert_eq!(t.http.post(t.admin("/api/v1/probe")).bearer_auth("test-token-0123456789").send().await.unwrap().status(), 202);
+    assert_eq!(
+        t.http
+            .post(t.admin("/api/v1/probe"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        t.http
+            .post(t.admin("/api/v1/probe"))
+            .bearer_auth("wrong-token-0123456789")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        t.http
+            .post(t.admin("/api/v1/probe"))
+            .bearer_auth("test-token-0123456789")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
 }

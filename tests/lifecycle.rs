@@ -13,7 +13,10 @@ fn bin() -> Command {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -26,14 +29,35 @@ fn check_config_reports_every_error_with_its_place() {
         "listen: nowhere\nredirect_status: 200\nmirrors:\n  - name: a\n    url: ftp://x/\n  - name: a\n    url: http://y/\n    weight: 0\n",
     )
     .unwrap();
-    let out = bin().args(["check-config", "--config"]).arg(&path).output().unwrap();
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for place in ["listen", "redirect_status", "mirrors[0].url", "mirrors[1].name", "mirrors[1].weight"] {
-        assert!(err.contains(&format!("{place}:")), "no error at {place} in:\n{err}");
+    for place in [
+        "listen",
+        "redirect_status",
+        "mirrors[0].url",
+        "mirrors[1].name",
+        "mirrors[1].weight",
+    ] {
+        assert!(
+            err.contains(&format!("{place}:")),
+            "no error at {place} in:\n{err}"
+        );
     }
-    let ok = bin().args(["check-config", "--config"]).arg(repo_path("config/mirrorgate.example.yaml")).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = bin()
+        .args(["check-config", "--config"])
+        .arg(repo_path("config/mirrorgate.example.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 /// Reads the serve log until the line that names the bound addresses.
@@ -43,7 +67,15 @@ fn addresses(child: &mut Child) -> (String, String) {
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.contains("mirrorgate serving") {
-            let field = |k: &str| line.split(&format!("{k}=")).nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+            let field = |k: &str| {
+                line.split(&format!("{k}="))
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            };
             let out = (field("public_addr"), field("admin_addr"));
             // Keep draining the log so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
@@ -60,7 +92,14 @@ async fn sighup_reload_bad_keeps_old_good_applies_and_sigterm_exits_zero() {
     let path = dir.path().join("mirrorgate.yaml");
     let good = |status: u16| {
         config_yaml(
-            &[M { name: "de-fra", url: m.url(), cc: "DE", lat: 50.11, lon: 8.68, extra: "" }],
+            &[M {
+                name: "de-fra",
+                url: m.url(),
+                cc: "DE",
+                lat: 50.11,
+                lon: 8.68,
+                extra: "",
+            }],
             &format!("trusted_proxies: [127.0.0.0/8]\nredirect_status: {status}"),
         )
     };
@@ -74,21 +113,45 @@ async fn sighup_reload_bad_keeps_old_good_applies_and_sigterm_exits_zero() {
         .spawn()
         .unwrap();
     let (public, admin) = addresses(&mut child);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
     let metric = |name: &'static str| {
         let (http, admin) = (http.clone(), admin.clone());
         async move {
-            let body = http.get(format!("http://{admin}/metrics")).send().await.unwrap().text().await.unwrap();
-            body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            let body = http
+                .get(format!("http://{admin}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            body.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
         }
     };
     // Wait for readiness: the first probe round has finished.
     poll_until("readiness", || async {
-        http.get(format!("http://{admin}/readyz")).send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+        http.get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
     })
     .await;
     let status = || async {
-        http.get(format!("http://{public}/x.iso")).header("x-forwarded-for", DE).send().await.unwrap().status().as_u16()
+        http.get(format!("http://{public}/x.iso"))
+            .header("x-forwarded-for", DE)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     };
     assert_eq!(status().await, 302);
 
@@ -111,6 +174,11 @@ async fn sighup_reload_bad_keeps_old_good_applies_and_sigterm_exits_zero() {
     assert_eq!(status().await, 307);
 
     signal(&child, "-TERM");
-    let exit = within("exit after SIGTERM", async { tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap() }).await;
+    let exit = within("exit after SIGTERM", async {
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
     assert!(exit.success(), "exit status {exit:?}");
 }

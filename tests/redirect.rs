@@ -30,7 +30,14 @@ async fn world_with(extra_top: &str, extra: impl Fn(&str) -> &'static str) -> Wo
     let ms: Vec<M> = SITES
         .iter()
         .zip(&mirrors)
-        .map(|((name, cc, lat, lon), f)| M { name, url: f.url(), cc, lat: *lat, lon: *lon, extra: extra(name) })
+        .map(|((name, cc, lat, lon), f)| M {
+            name,
+            url: f.url(),
+            cc,
+            lat: *lat,
+            lon: *lon,
+            extra: extra(name),
+        })
         .collect();
     let app = TestApp::start(&config_yaml(&ms, extra_top)).await;
     World { app, mirrors }
@@ -66,7 +73,15 @@ impl World {
 #[tokio::test]
 async fn clients_reach_their_nearest_mirror() {
     let w = world().await;
-    for (ip, want) in [(DE, "de-fra"), (FR, "de-fra"), (US, "us-nyc"), (BR, "br-sao"), (JP, "jp-tyo"), (AU, "au-syd"), (ZA, "za-jnb")] {
+    for (ip, want) in [
+        (DE, "de-fra"),
+        (FR, "de-fra"),
+        (US, "us-nyc"),
+        (BR, "br-sao"),
+        (JP, "jp-tyo"),
+        (AU, "au-syd"),
+        (ZA, "za-jnb"),
+    ] {
         for _ in 0..5 {
             assert_eq!(w.chosen(ip).await, want, "client {ip}");
         }
@@ -86,22 +101,59 @@ async fn redirect_carries_path_links_and_cache_headers() {
         .unwrap();
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str().unwrap();
-    assert_eq!(loc, format!("{}releases/1.0/my%20file.iso", w.url_of("de-fra")), "query dropped, path normalised");
+    assert_eq!(
+        loc,
+        format!("{}releases/1.0/my%20file.iso", w.url_of("de-fra")),
+        "query dropped, path normalised"
+    );
     assert_eq!(r.headers()["cache-control"], "private, no-store");
-    let links: Vec<&str> = r.headers().get_all("link").iter().map(|v| v.to_str().unwrap()).collect();
+    let links: Vec<&str> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert_eq!(links.len(), 4, "one Link line per alternative: {links:?}");
-    assert!(links[0].starts_with('<') && links[0].contains("; rel=duplicate; pri=1; geo="), "{}", links[0]);
-    assert!(links.iter().all(|l| !l.contains(&w.url_of("de-fra"))), "the chosen mirror is not its own duplicate");
+    assert!(
+        links[0].starts_with('<') && links[0].contains("; rel=duplicate; pri=1; geo="),
+        "{}",
+        links[0]
+    );
+    assert!(
+        links.iter().all(|l| !l.contains(&w.url_of("de-fra"))),
+        "the chosen mirror is not its own duplicate"
+    );
     // HEAD answers the same.
-    let h = w.app.http.head(w.app.url("/releases/1.0/demo.iso")).header("x-forwarded-for", JP).send().await.unwrap();
+    let h = w
+        .app
+        .http
+        .head(w.app.url("/releases/1.0/demo.iso"))
+        .header("x-forwarded-for", JP)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(h.status(), 302);
-    assert!(h.headers()["location"].to_str().unwrap().starts_with(&w.url_of("jp-tyo")));
+    assert!(h.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&w.url_of("jp-tyo")));
 }
 
 #[tokio::test]
 async fn configured_redirect_status_is_used() {
-    let w = world_with(&format!("{TRUSTED_MANUAL_PROBES}\nredirect_status: 307"), |_| "").await;
-    let r = w.app.http.get(w.app.url("/a")).header("x-forwarded-for", DE).send().await.unwrap();
+    let w = world_with(
+        &format!("{TRUSTED_MANUAL_PROBES}\nredirect_status: 307"),
+        |_| "",
+    )
+    .await;
+    let r = w
+        .app
+        .http
+        .get(w.app.url("/a"))
+        .header("x-forwarded-for", DE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 307);
 }
 
@@ -112,7 +164,17 @@ async fn failing_mirror_leaves_after_fall_and_returns_after_rise() {
     w.mirrors[0].set_status(503);
     // fall = 2: one failed probe keeps it up...
     w.app.probe_round("de-fra").await;
-    assert_eq!(w.app.app.state().load().mirror("de-fra").unwrap().health.state, HealthState::Up);
+    assert_eq!(
+        w.app
+            .app
+            .state()
+            .load()
+            .mirror("de-fra")
+            .unwrap()
+            .health
+            .state,
+        HealthState::Up
+    );
     assert_eq!(w.chosen(DE).await, "de-fra");
     // ...the second takes it out.
     w.app.probe_round("de-fra").await;
@@ -121,12 +183,28 @@ async fn failing_mirror_leaves_after_fall_and_returns_after_rise() {
         assert_ne!(w.chosen(DE).await, "de-fra");
     }
     let snap = w.app.app.state().load_full();
-    let reason = snap.mirror("de-fra").unwrap().health.last_failure.clone().unwrap();
+    let reason = snap
+        .mirror("de-fra")
+        .unwrap()
+        .health
+        .last_failure
+        .clone()
+        .unwrap();
     assert_eq!(reason.to_string(), "HTTP status 503");
     // rise = 2: back after two good probes, not one.
     w.mirrors[0].set_status(200);
     w.app.probe_round("de-fra").await;
-    assert_eq!(w.app.app.state().load().mirror("de-fra").unwrap().health.state, HealthState::Down);
+    assert_eq!(
+        w.app
+            .app
+            .state()
+            .load()
+            .mirror("de-fra")
+            .unwrap()
+            .health
+            .state,
+        HealthState::Down
+    );
     w.app.probe_round("de-fra").await;
     w.app.wait_state("de-fra", HealthState::Up).await;
     assert_eq!(w.chosen(DE).await, "de-fra");
@@ -134,7 +212,14 @@ async fn failing_mirror_leaves_after_fall_and_returns_after_rise() {
 
 #[tokio::test]
 async fn country_restricted_mirror_never_serves_others() {
-    let w = world_with(TRUSTED_MANUAL_PROBES, |name| if name == "de-fra" { "countries_only: [DE]" } else { "" }).await;
+    let w = world_with(TRUSTED_MANUAL_PROBES, |name| {
+        if name == "de-fra" {
+            "countries_only: [DE]"
+        } else {
+            ""
+        }
+    })
+    .await;
     assert_eq!(w.chosen(DE).await, "de-fra");
     for ip in [FR, US, JP, NO_RECORD, "10.9.8.7"] {
         for _ in 0..20 {
@@ -150,7 +235,11 @@ async fn unknown_client_is_spread_over_all() {
     for _ in 0..600 {
         *seen.entry(w.chosen(NO_RECORD).await).or_default() += 1;
     }
-    assert_eq!(seen.len(), SITES.len(), "every mirror gets unknown clients: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        SITES.len(),
+        "every mirror gets unknown clients: {seen:?}"
+    );
     for (name, n) in &seen {
         // Equal weights: 100 each expected; a wide margin keeps this from flaking.
         assert!((40..=180).contains(n), "{name} got {n} of 600");
@@ -159,16 +248,32 @@ async fn unknown_client_is_spread_over_all() {
 
 #[tokio::test]
 async fn no_eligible_mirror_gives_fallback_or_503() {
-    let w = world_with(&format!("{TRUSTED_MANUAL_PROBES}\nfallback: https://origin.example.org/pub/"), |_| "").await;
+    let w = world_with(
+        &format!("{TRUSTED_MANUAL_PROBES}\nfallback: https://origin.example.org/pub/"),
+        |_| "",
+    )
+    .await;
     for m in &w.mirrors {
         m.set_status(500);
     }
     for _ in 0..2 {
         w.app.probe_round("za-jnb").await;
     }
-    w.app.wait_for("every mirror down", |s| s.mirrors.iter().all(|e| e.health.state == HealthState::Down)).await;
+    w.app
+        .wait_for("every mirror down", |s| {
+            s.mirrors
+                .iter()
+                .all(|e| e.health.state == HealthState::Down)
+        })
+        .await;
     let (status, loc) = w.app.get_from(DE, "/releases/a%20b.iso").await;
-    assert_eq!((status, loc.as_deref()), (302, Some("https://origin.example.org/pub/releases/a%20b.iso")));
+    assert_eq!(
+        (status, loc.as_deref()),
+        (
+            302,
+            Some("https://origin.example.org/pub/releases/a%20b.iso")
+        )
+    );
 
     let w = world().await;
     for m in &w.mirrors {
@@ -177,8 +282,21 @@ async fn no_eligible_mirror_gives_fallback_or_503() {
     for _ in 0..2 {
         w.app.probe_round("za-jnb").await;
     }
-    w.app.wait_for("every mirror down", |s| s.mirrors.iter().all(|e| e.health.state == HealthState::Down)).await;
-    let r = w.app.http.get(w.app.url("/x.iso")).header("x-forwarded-for", DE).send().await.unwrap();
+    w.app
+        .wait_for("every mirror down", |s| {
+            s.mirrors
+                .iter()
+                .all(|e| e.health.state == HealthState::Down)
+        })
+        .await;
+    let r = w
+        .app
+        .http
+        .get(w.app.url("/x.iso"))
+        .header("x-forwarded-for", DE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.unwrap().contains("no mirror"));
@@ -187,7 +305,14 @@ async fn no_eligible_mirror_gives_fallback_or_503() {
 #[tokio::test]
 async fn untrusted_forwarded_for_is_ignored() {
     // Loopback is not a trusted proxy here: the header is the client's own claim.
-    let w = world_with("health:\n  interval: 1h", |name| if name == "de-fra" { "countries_only: [DE]" } else { "" }).await;
+    let w = world_with("health:\n  interval: 1h", |name| {
+        if name == "de-fra" {
+            "countries_only: [DE]"
+        } else {
+            ""
+        }
+    })
+    .await;
     for _ in 0..30 {
         assert_ne!(w.chosen(DE).await, "de-fra");
     }
@@ -197,7 +322,15 @@ async fn untrusted_forwarded_for_is_ignored() {
 async fn traversal_and_bad_paths_get_400() {
     let w = world().await;
     let addr = w.app.app.public_addr();
-    for path in ["/../etc/passwd", "/a/../../b", "/%2e%2e/x", "/a/%2E%2E/b", "/a%00b", "/a%5c..%5cb", "/a%FF"] {
+    for path in [
+        "/../etc/passwd",
+        "/a/../../b",
+        "/%2e%2e/x",
+        "/a/%2E%2E/b",
+        "/a%00b",
+        "/a%5c..%5cb",
+        "/a%FF",
+    ] {
         let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
         assert_eq!(raw_status(addr, &req).await, 400, "{path}");
     }

@@ -125,7 +125,11 @@ pub struct ExplainQuery {
 
 pub async fn explain(AxState(s): AxState<AdminState>, Query(q): Query<ExplainQuery>) -> Response {
     let Ok(ip) = q.ip.parse::<IpAddr>() else {
-        return (StatusCode::BAD_REQUEST, format!("ip: {:?} is not an IP address\n", q.ip)).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("ip: {:?} is not an IP address\n", q.ip),
+        )
+            .into_response();
     };
     let snap = s.state.load_full();
     let scheme = if q.https { Scheme::Https } else { Scheme::Http };
@@ -150,7 +154,15 @@ pub async fn reload(AxState(s): AxState<AdminState>, headers: HeaderMap) -> Resp
         return e.into_response();
     }
     match (s.reload)().await {
-        Ok(generation) => (StatusCode::OK, format!("reloaded: generation {generation}\n")).into_response(),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("reload refused, the old config keeps serving:\n{e}\n")).into_response(),
+        Ok(generation) => (
+            StatusCode::OK,
+            format!("reloaded: generation {generation}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("reload refused, the old config keeps serving:\n{e}\n"),
+        )
+            .into_response(),
     }
 }

@@ -5,7 +5,10 @@ use axum::http::{HeaderMap, StatusCode};
 /// Checks the bearer token in constant time (no early exit on the first wrong byte).
 pub fn check(headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode, &'static str)> {
     let Some(token) = token else {
-        return Err((StatusCode::FORBIDDEN, "admin API writes are disabled: set admin.token in the config\n"));
+        return Err((
+            StatusCode::FORBIDDEN,
+            "admin API writes are disabled: set admin.token in the config\n",
+        ));
     };
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -15,7 +18,10 @@ pub fn check(headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode
     match given {
         Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
         Some(_) => Err((StatusCode::FORBIDDEN, "wrong admin token\n")),
-        None => Err((StatusCode::UNAUTHORIZED, "this admin API call needs 'Authorization: Bearer <token>'\n")),
+        None => Err((
+            StatusCode::UNAUTHORIZED,
+            "this admin API call needs 'Authorization: Bearer <token>'\n",
+        )),
     }
 }
 
@@ -40,9 +46,21 @@ mod tests {
     fn token_rules() {
         let t = Some("0123456789abcdef");
         assert!(check(&h("Bearer 0123456789abcdef"), t).is_ok());
-        assert_eq!(check(&h("Bearer 0123456789abcdeX"), t).unwrap_err().0, StatusCode::FORBIDDEN);
-        assert_eq!(check(&h("Basic xyz"), t).unwrap_err().0, StatusCode::UNAUTHORIZED);
-        assert_eq!(check(&HeaderMap::new(), t).unwrap_err().0, StatusCode::UNAUTHORIZED);
-        assert_eq!(check(&h("Bearer anything"), None).unwrap_err().0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            check(&h("Bearer 0123456789abcdeX"), t).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            check(&h("Basic xyz"), t).unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            check(&HeaderMap::new(), t).unwrap_err().0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            check(&h("Bearer anything"), None).unwrap_err().0,
+            StatusCode::FORBIDDEN
+        );
     }
 }

@@ -19,7 +19,8 @@ use crate::metrics::Metrics;
 use crate::state::State;
 
 /// Re-reads config and GeoIP; returns the new generation or why it was refused.
-pub type ReloadFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
+pub type ReloadFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -47,20 +48,36 @@ pub fn router(s: AdminState) -> Router {
 }
 
 /// Serves the admin router until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, s: AdminState, shutdown: impl Future<Output = ()> + Send + 'static) {
-    if let Err(e) = axum::serve(listener, router(s)).with_graceful_shutdown(shutdown).await {
+pub async fn serve(
+    listener: TcpListener,
+    s: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(s))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "admin listener failed");
     }
 }
 
 async fn metrics(AxState(s): AxState<AdminState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
 }
 
 async fn readyz(AxState(s): AxState<AdminState>) -> impl IntoResponse {
     if s.state.load().ready {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first probe round has not finished\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first probe round has not finished\n",
+        )
     }
 }

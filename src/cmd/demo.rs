@@ -58,7 +58,8 @@ pub async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Resul
     }
     let addrs: Vec<SocketAddr> = mirrors.iter().map(|m| m.addr).collect();
     let yaml = demo_config(listen, admin_listen, &addrs);
-    let config = Config::from_yaml(&yaml, Path::new(".")).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let config = Config::from_yaml(&yaml, Path::new("."))
+        .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let app = App::start(
         config,
         StartOptions {
@@ -71,7 +72,10 @@ pub async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Resul
     let mut watch = app.state().watch();
     let _ = watch.wait_for(|_| app.state().load().ready).await;
 
-    println!("mirrorgate demo: {} mirrors, public http://{public}/, admin http://{admin}/\n", SITES.len());
+    println!(
+        "mirrorgate demo: {} mirrors, public http://{public}/, admin http://{admin}/\n",
+        SITES.len()
+    );
     for ((name, cc, ..), m) in SITES.iter().zip(&mirrors) {
         println!("  mirror {name:<7} ({cc}) http://{}/pub/", m.addr);
     }
@@ -82,12 +86,16 @@ pub async fn demo(listen: SocketAddr, admin_listen: SocketAddr) -> anyhow::Resul
     println!("\nA client the database does not know (spread over all mirrors by weight):\n");
     println!("  curl -sI -H 'X-Forwarded-For: 10.1.2.3' http://{public}/releases/1.0/demo-1.0.iso | grep -i '^location'");
     println!("\nWhy that mirror? The ranking and the reason for every mirror:\n");
-    println!("  curl -s 'http://{admin}/api/v1/explain?ip=192.0.2.1&path=/releases/1.0/demo-1.0.iso'");
+    println!(
+        "  curl -s 'http://{admin}/api/v1/explain?ip=192.0.2.1&path=/releases/1.0/demo-1.0.iso'"
+    );
     println!("\nSwitch the German mirror off, and watch German clients move (after 2 failed probes, ~4s):\n");
     println!("  curl -s -X POST http://{}/_demo/down", mirrors[0].addr);
     println!("  curl -s http://{admin}/api/v1/mirrors/de-fra");
     println!("  curl -s -X POST http://{}/_demo/up", mirrors[0].addr);
-    println!("\nMetrics: curl -s http://{admin}/metrics | grep ^mirrorgate_\n\nCtrl-C stops the demo.");
+    println!(
+        "\nMetrics: curl -s http://{admin}/metrics | grep ^mirrorgate_\n\nCtrl-C stops the demo."
+    );
     app.run_until_signal().await?;
     Ok(ExitCode::SUCCESS)
 }

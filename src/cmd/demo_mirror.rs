@@ -23,10 +23,18 @@ pub type Tree = Arc<BTreeMap<String, Bytes>>;
 pub fn demo_tree() -> Tree {
     let mut files = BTreeMap::new();
     // Deterministic bytes, so every mirror serves identical copies.
-    let iso: Vec<u8> = (0u32..256 * 1024).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
-    files.insert("README.txt".to_string(), Bytes::from_static(b"mirrorgate demo tree\n"));
+    let iso: Vec<u8> = (0u32..256 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    files.insert(
+        "README.txt".to_string(),
+        Bytes::from_static(b"mirrorgate demo tree\n"),
+    );
     files.insert("releases/1.0/demo-1.0.iso".to_string(), Bytes::from(iso));
-    files.insert("releases/1.0/SHA256SUMS".to_string(), Bytes::from_static(b"see ?sha256 once the content index lands\n"));
+    files.insert(
+        "releases/1.0/SHA256SUMS".to_string(),
+        Bytes::from_static(b"see ?sha256 once the content index lands\n"),
+    );
     Arc::new(files)
 }
 
@@ -45,7 +53,9 @@ impl DemoMirror {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (tree, flag) = (tree.clone(), flag.clone());
-                let svc = service_fn(move |req| std::future::ready(Ok::<_, Infallible>(answer(&tree, &flag, &req))));
+                let svc = service_fn(move |req| {
+                    std::future::ready(Ok::<_, Infallible>(answer(&tree, &flag, &req)))
+                });
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
             }
         });
@@ -61,17 +71,27 @@ fn answer<B>(tree: &Tree, down: &AtomicBool, req: &Request<B>) -> Response<Full<
             "/_demo/up" => down.store(false, Ordering::Relaxed),
             _ => return reply(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
         }
-        return reply(StatusCode::OK, Bytes::from(format!("down: {}\n", down.load(Ordering::Relaxed))));
+        return reply(
+            StatusCode::OK,
+            Bytes::from(format!("down: {}\n", down.load(Ordering::Relaxed))),
+        );
     }
     if down.load(Ordering::Relaxed) {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"this demo mirror is switched off\n"));
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Bytes::from_static(b"this demo mirror is switched off\n"),
+        );
     }
     let Some(rel) = path.strip_prefix("/pub/") else {
         return reply(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n"));
     };
     let rel = percent_encoding::percent_decode_str(rel).decode_utf8_lossy();
     if rel.is_empty() || rel.ends_with('/') {
-        let listing: String = tree.keys().filter(|k| k.starts_with(rel.as_ref())).map(|k| format!("{k}\n")).collect();
+        let listing: String = tree
+            .keys()
+            .filter(|k| k.starts_with(rel.as_ref()))
+            .map(|k| format!("{k}\n"))
+            .collect();
         return reply(StatusCode::OK, Bytes::from(listing));
     }
     match tree.get(rel.as_ref()) {

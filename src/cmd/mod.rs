@@ -91,13 +91,21 @@ pub async fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         path.display(),
         mirrors.len(),
         mirrors.iter().filter(|m| m.enabled).count(),
-        config.fallback.as_ref().map_or("none: 503 when no mirror fits".into(), |u| u.to_string())
+        config
+            .fallback
+            .as_ref()
+            .map_or("none: 503 when no mirror fits".into(), |u| u.to_string())
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `locate [--config PATH | --city DB [--asn DB]] IP`
-pub fn locate(config: Option<&Path>, city: &[PathBuf], asn: Option<&PathBuf>, ip: IpAddr) -> anyhow::Result<ExitCode> {
+pub fn locate(
+    config: Option<&Path>,
+    city: &[PathBuf],
+    asn: Option<&PathBuf>,
+    ip: IpAddr,
+) -> anyhow::Result<ExitCode> {
     let (city, asn) = match config {
         Some(path) => {
             let c = match load_config(path)? {
@@ -119,7 +127,10 @@ pub fn locate(config: Option<&Path>, city: &[PathBuf], asn: Option<&PathBuf>, ip
         let s = |o: Option<String>| o.unwrap_or_else(|| "-".into());
         println!("country:   {}", s(l.country.map(|c| c.to_string())));
         println!("continent: {}", s(l.continent.map(|c| c.to_string())));
-        println!("location:  {}", s(l.coords.map(|c| format!("{:.4}, {:.4}", c.lat, c.lon))));
+        println!(
+            "location:  {}",
+            s(l.coords.map(|c| format!("{:.4}, {:.4}", c.lat, c.lon)))
+        );
         println!("asn:       {}", s(l.asn.map(|a| a.to_string())));
     }
     Ok(ExitCode::SUCCESS)
@@ -127,7 +138,13 @@ pub fn locate(config: Option<&Path>, city: &[PathBuf], asn: Option<&PathBuf>, ip
 
 /// `explain --config PATH --ip IP PATH`: probes every enabled mirror once
 /// (unless `--assume-up`), then ranks exactly as the server would.
-pub async fn explain(path: &Path, ip: IpAddr, https: bool, assume_up: bool, req_path: &str) -> anyhow::Result<ExitCode> {
+pub async fn explain(
+    path: &Path,
+    ip: IpAddr,
+    https: bool,
+    assume_up: bool,
+    req_path: &str,
+) -> anyhow::Result<ExitCode> {
     let config = match load_config(path)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -166,8 +183,9 @@ pub async fn explain(path: &Path, ip: IpAddr, https: bool, assume_up: bool, req_
         });
     }
     let scheme = if https { Scheme::Https } else { Scheme::Http };
-    let report = crate::explain::explain(&loaded.config, &loaded.geo, &entries, ip, req_path, scheme)
-        .map_err(anyhow::Error::msg)?;
+    let report =
+        crate::explain::explain(&loaded.config, &loaded.geo, &entries, ip, req_path, scheme)
+            .map_err(anyhow::Error::msg)?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

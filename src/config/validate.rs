@@ -20,10 +20,10 @@ use http::StatusCode;
 use ipnet::IpNet;
 use url::Url;
 
-use super::ForwardedHeader;
 use super::duration::parse_duration;
 use super::file::{OneOrMany, RawConfig, RawGeo};
 use super::sections::{admin, health, limits, selection};
+use super::ForwardedHeader;
 use super::{
     mirror, parse, Config, GeoConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
 };

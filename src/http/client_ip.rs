@@ -92,7 +92,11 @@ pub fn client_addr(
 
 /// Walks hops right to left; the first untrusted one is the client. When every
 /// hop is trusted, the leftmost is. `None` on a malformed hop or no hop at all.
-fn walk<'a>(hops: impl DoubleEndedIterator<Item = &'a str>, trusted: &TrustedProxies<'_>, parse: impl Fn(&str) -> Option<IpAddr>) -> Option<IpAddr> {
+fn walk<'a>(
+    hops: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &TrustedProxies<'_>,
+    parse: impl Fn(&str) -> Option<IpAddr>,
+) -> Option<IpAddr> {
     let mut last = None;
     for hop in hops.rev() {
         let ip = canonical(parse(hop.trim())?);
@@ -113,7 +117,12 @@ fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Option<Vec<&'a str>>
     Some(out)
 }
 
-fn from_xff(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies<'_>, scheme: Scheme) -> Option<ClientAddr> {
+fn from_xff(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies<'_>,
+    scheme: Scheme,
+) -> Option<ClientAddr> {
     let values = header_values(headers, "x-forwarded-for")?;
     // Several header lines are one list, in order (RFC 9110 section 5.3).
     let hops = values.iter().flat_map(|v| v.split(',')).collect::<Vec<_>>();
@@ -122,8 +131,13 @@ fn from_xff(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies<'_>, sch
     }
     let ip = walk(hops.iter().copied(), trusted, parse_xff_hop)?;
     // The nearest proxy's word on the scheme: the last value of X-Forwarded-Proto.
-    let proto = header_values(headers, "x-forwarded-proto")
-        .and_then(|v| v.iter().flat_map(|v| v.split(',')).next_back().map(str::trim).and_then(parse_proto));
+    let proto = header_values(headers, "x-forwarded-proto").and_then(|v| {
+        v.iter()
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .map(str::trim)
+            .and_then(parse_proto)
+    });
     Some(ClientAddr {
         ip,
         scheme: proto.unwrap_or(scheme),
@@ -174,7 +188,10 @@ struct Element<'a> {
 }
 
 fn parse_element(el: &str) -> Option<Element<'_>> {
-    let mut e = Element { for_: None, proto: None };
+    let mut e = Element {
+        for_: None,
+        proto: None,
+    };
     for pair in el.split(';') {
         let pair = pair.trim();
         if pair.is_empty() {
@@ -204,7 +221,12 @@ fn parse_node(s: &str) -> Option<IpAddr> {
     parse_host_port(s)
 }
 
-fn from_forwarded(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies<'_>, scheme: Scheme) -> Option<ClientAddr> {
+fn from_forwarded(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies<'_>,
+    scheme: Scheme,
+) -> Option<ClientAddr> {
     let values = header_values(headers, "forwarded")?;
     let mut elements = Vec::new();
     for v in &values {
@@ -254,7 +276,11 @@ mod tests {
 
     fn trusted() -> TrustedProxies<'static> {
         static NETS: std::sync::LazyLock<Vec<IpNet>> = std::sync::LazyLock::new(|| {
-            vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+            vec![
+                "127.0.0.0/8".parse().unwrap(),
+                "10.0.0.0/8".parse().unwrap(),
+                "::1/128".parse().unwrap(),
+            ]
         });
         TrustedProxies::new(&NETS)
     }
@@ -262,7 +288,10 @@ mod tests {
     fn hdrs(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -272,29 +301,60 @@ mod tests {
     }
 
     fn xff(peer: &str, pairs: &[(&str, &str)]) -> ClientAddr {
-        client_addr(ip(peer), &hdrs(pairs), &trusted(), ForwardedHeader::XForwardedFor, Scheme::Http)
+        client_addr(
+            ip(peer),
+            &hdrs(pairs),
+            &trusted(),
+            ForwardedHeader::XForwardedFor,
+            Scheme::Http,
+        )
     }
 
     fn fwd(peer: &str, pairs: &[(&str, &str)]) -> ClientAddr {
-        client_addr(ip(peer), &hdrs(pairs), &trusted(), ForwardedHeader::Forwarded, Scheme::Http)
+        client_addr(
+            ip(peer),
+            &hdrs(pairs),
+            &trusted(),
+            ForwardedHeader::Forwarded,
+            Scheme::Http,
+        )
     }
 
     #[test]
     fn untrusted_peer_headers_are_ignored() {
-        let c = xff("198.51.100.7", &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let c = xff(
+            "198.51.100.7",
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+            ],
+        );
         assert_eq!(c.ip, ip("198.51.100.7"));
         assert_eq!(c.scheme, Scheme::Http);
     }
 
     #[test]
     fn trusted_peer_gives_rightmost_untrusted_hop() {
-        let c = xff("127.0.0.1", &[("x-forwarded-for", "192.0.2.1, 203.0.113.9, 10.1.2.3")]);
-        assert_eq!(c.ip, ip("203.0.113.9"), "the forged leftmost hop must not win");
+        let c = xff(
+            "127.0.0.1",
+            &[("x-forwarded-for", "192.0.2.1, 203.0.113.9, 10.1.2.3")],
+        );
+        assert_eq!(
+            c.ip,
+            ip("203.0.113.9"),
+            "the forged leftmost hop must not win"
+        );
     }
 
     #[test]
     fn several_header_lines_are_one_list() {
-        let c = xff("127.0.0.1", &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "10.0.0.1")]);
+        let c = xff(
+            "127.0.0.1",
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-for", "10.0.0.1"),
+            ],
+        );
         assert_eq!(c.ip, ip("203.0.113.9"));
     }
 
@@ -306,14 +366,30 @@ mod tests {
 
     #[test]
     fn ports_and_brackets_are_accepted() {
-        assert_eq!(xff("127.0.0.1", &[("x-forwarded-for", "203.0.113.9:4711")]).ip, ip("203.0.113.9"));
-        assert_eq!(xff("127.0.0.1", &[("x-forwarded-for", "[2001:db8::1]:80")]).ip, ip("2001:db8::1"));
-        assert_eq!(xff("127.0.0.1", &[("x-forwarded-for", "2001:db8::1")]).ip, ip("2001:db8::1"));
+        assert_eq!(
+            xff("127.0.0.1", &[("x-forwarded-for", "203.0.113.9:4711")]).ip,
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            xff("127.0.0.1", &[("x-forwarded-for", "[2001:db8::1]:80")]).ip,
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            xff("127.0.0.1", &[("x-forwarded-for", "2001:db8::1")]).ip,
+            ip("2001:db8::1")
+        );
     }
 
     #[test]
     fn malformed_falls_back_to_peer() {
-        for bad in ["garbage", "203.0.113.9, nonsense", "1.2.3.4:99999", "[2001:db8::1", "", " , "] {
+        for bad in [
+            "garbage",
+            "203.0.113.9, nonsense",
+            "1.2.3.4:99999",
+            "[2001:db8::1",
+            "",
+            " , ",
+        ] {
             let c = xff("127.0.0.1", &[("x-forwarded-for", bad)]);
             assert_eq!(c.ip, ip("127.0.0.1"), "{bad:?}");
         }
@@ -328,27 +404,60 @@ mod tests {
 
     #[test]
     fn mapped_addresses_are_ipv4() {
-        let c = xff("::ffff:127.0.0.1", &[("x-forwarded-for", "::ffff:203.0.113.9")]);
+        let c = xff(
+            "::ffff:127.0.0.1",
+            &[("x-forwarded-for", "::ffff:203.0.113.9")],
+        );
         assert_eq!(c.ip, ip("203.0.113.9"));
     }
 
     #[test]
     fn proto_from_trusted_proxy() {
-        let c = xff("127.0.0.1", &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let c = xff(
+            "127.0.0.1",
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+            ],
+        );
         assert_eq!(c.scheme, Scheme::Https);
     }
 
     #[test]
     fn forwarded_header() {
-        let c = fwd("127.0.0.1", &[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")]);
-        assert_eq!(c, ClientAddr { ip: ip("192.0.2.60"), scheme: Scheme::Https });
-        let c = fwd("127.0.0.1", &[("forwarded", "for=\"[2001:db8:cafe::17]:4711\", for=10.0.0.1")]);
+        let c = fwd(
+            "127.0.0.1",
+            &[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")],
+        );
+        assert_eq!(
+            c,
+            ClientAddr {
+                ip: ip("192.0.2.60"),
+                scheme: Scheme::Https
+            }
+        );
+        let c = fwd(
+            "127.0.0.1",
+            &[(
+                "forwarded",
+                "for=\"[2001:db8:cafe::17]:4711\", for=10.0.0.1",
+            )],
+        );
         assert_eq!(c.ip, ip("2001:db8:cafe::17"));
-        let c = fwd("127.0.0.1", &[("forwarded", "for=198.51.100.17, for=203.0.113.5")]);
+        let c = fwd(
+            "127.0.0.1",
+            &[("forwarded", "for=198.51.100.17, for=203.0.113.5")],
+        );
         assert_eq!(c.ip, ip("203.0.113.5"));
         // An obfuscated node cannot be located: the peer it is.
-        assert_eq!(fwd("127.0.0.1", &[("forwarded", "for=_hidden")]).ip, ip("127.0.0.1"));
-        assert_eq!(fwd("127.0.0.1", &[("forwarded", "for=\"unterminated")]).ip, ip("127.0.0.1"));
+        assert_eq!(
+            fwd("127.0.0.1", &[("forwarded", "for=_hidden")]).ip,
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            fwd("127.0.0.1", &[("forwarded", "for=\"unterminated")]).ip,
+            ip("127.0.0.1")
+        );
     }
 
     #[test]

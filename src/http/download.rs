@@ -67,7 +67,12 @@ impl PublicHandler {
         let cfg = &snap.config;
         let path = match CleanPath::parse(req.uri().path(), cfg.limits.max_path_bytes) {
             Ok(p) => p,
-            Err(e) => return (Outcome::BadRequest, text(StatusCode::BAD_REQUEST, &e.to_string())),
+            Err(e) => {
+                return (
+                    Outcome::BadRequest,
+                    text(StatusCode::BAD_REQUEST, &e.to_string()),
+                )
+            }
         };
         let addr = client_addr(
             peer.ip(),
@@ -114,7 +119,12 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
     for (pri, &i) in order[1..].iter().enumerate() {
         let m = &snap.mirrors[i].mirror;
         let mut link = String::with_capacity(m.url.as_str().len() + path.encoded().len() + 40);
-        let _ = write!(link, "<{}>; rel=duplicate; pri={}", mirror_url(&m.url, path), pri + 1);
+        let _ = write!(
+            link,
+            "<{}>; rel=duplicate; pri={}",
+            mirror_url(&m.url, path),
+            pri + 1
+        );
         if let Some(cc) = m.country {
             let _ = write!(link, "; geo={}", cc.as_str().to_ascii_lowercase());
         }
@@ -134,7 +144,11 @@ fn mirror_url(base: &url::Url, path: &CleanPath) -> String {
 }
 
 fn redirect(status: StatusCode, target: &str) -> Response<Full<Bytes>> {
-    let body = format!("{} {}\n", status.canonical_reason().unwrap_or("Redirect"), target);
+    let body = format!(
+        "{} {}\n",
+        status.canonical_reason().unwrap_or("Redirect"),
+        target
+    );
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -142,8 +156,14 @@ fn redirect(status: StatusCode, target: &str) -> Response<Full<Bytes>> {
     if let Ok(v) = HeaderValue::from_str(target) {
         h.insert(header::LOCATION, v);
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     resp
 }
 
@@ -152,7 +172,10 @@ pub fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -68,20 +68,29 @@ async fn fill_location(m: &mut Mirror, geo: &GeoDb, place: &str, notes: &mut Vec
     match (loc, outcome) {
         (Some(loc), LookupOutcome::Found) => {
             m.country = m.country.or(loc.country);
-            m.continent = m.continent.or(loc.continent).or(m.country.map(|c| c.continent()));
+            m.continent = m
+                .continent
+                .or(loc.continent)
+                .or(m.country.map(|c| c.continent()));
             m.coords = m.coords.or(loc.coords);
             if m.asns.is_empty() {
                 m.asns.extend(loc.asn);
             }
             m.location_source = LocationSource::GeoIp(ip);
-            let country = m.country.map(|c| c.to_string()).unwrap_or_else(|| "??".into());
+            let country = m
+                .country
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "??".into());
             let coords = m
                 .coords
                 .map(|c| format!("{:.2},{:.2}", c.lat, c.lon))
                 .unwrap_or_else(|| "no coordinates".into());
             notes.push(BuildNote {
                 place: place.to_string(),
-                message: format!("{}: location from GeoIP for {ip}: {country} ({coords})", m.name),
+                message: format!(
+                    "{}: location from GeoIP for {ip}: {country} ({coords})",
+                    m.name
+                ),
             });
         }
         _ => {
@@ -104,7 +113,10 @@ async fn resolve(url: &url::Url) -> Option<IpAddr> {
         url::Host::Domain(d) => {
             let port = url.port_or_known_default().unwrap_or(80);
             let lookup = tokio::net::lookup_host((d, port));
-            let mut addrs = tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await.ok()?.ok()?;
+            let mut addrs = tokio::time::timeout(RESOLVE_TIMEOUT, lookup)
+                .await
+                .ok()?
+                .ok()?;
             addrs.next().map(|a| a.ip())
         }
     }

@@ -49,8 +49,11 @@ impl AccessPolicy {
     /// serve others, and "unknown" may be anyone.
     pub fn check(&self, client: Option<&Location>) -> Result<(), PolicyRefusal> {
         let country = client.and_then(|l| l.country);
-        let continent = client.and_then(|l| l.continent.or_else(|| l.country.map(|c| c.continent())));
-        if !self.countries_only.is_empty() && !country.is_some_and(|c| self.countries_only.contains(&c)) {
+        let continent =
+            client.and_then(|l| l.continent.or_else(|| l.country.map(|c| c.continent())));
+        if !self.countries_only.is_empty()
+            && !country.is_some_and(|c| self.countries_only.contains(&c))
+        {
             return Err(PolicyRefusal::NotInCountries);
         }
         if country.is_some_and(|c| self.exclude_countries.contains(&c)) {

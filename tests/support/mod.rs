@@ -62,7 +62,9 @@ pub struct FakeMirror {
 
 impl FakeMirror {
     pub async fn start() -> FakeMirror {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake mirror");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake mirror");
         let addr = listener.local_addr().unwrap();
         let status = Arc::new(AtomicU16::new(200));
         let hits = Arc::new(AtomicUsize::new(0));
@@ -80,7 +82,12 @@ impl FakeMirror {
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
             }
         });
-        FakeMirror { addr, status, hits, task }
+        FakeMirror {
+            addr,
+            status,
+            hits,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -145,8 +152,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(yaml: &str) -> TestApp {
-        let config = Config::from_yaml(yaml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}\n{yaml}"));
-        let app = App::start(config, StartOptions::default()).await.expect("app starts");
+        let config = Config::from_yaml(yaml, Path::new("."))
+            .unwrap_or_else(|e| panic!("test config: {e}\n{yaml}"));
+        let app = App::start(config, StartOptions::default())
+            .await
+            .expect("app starts");
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -190,10 +200,16 @@ impl TestApp {
 
     /// Triggers one probe of every mirror and waits until `mirror` reports.
     pub async fn probe_round(&self, mirror: &str) {
-        let before = self.app.state().load().mirror(mirror).and_then(|e| e.health.last_check);
+        let before = self
+            .app
+            .state()
+            .load()
+            .mirror(mirror)
+            .and_then(|e| e.health.last_check);
         self.app.state().probe_now();
         self.wait_for(&format!("a probe of {mirror}"), |s| {
-            s.mirror(mirror).is_some_and(|e| e.health.last_check != before)
+            s.mirror(mirror)
+                .is_some_and(|e| e.health.last_check != before)
         })
         .await;
     }
@@ -207,7 +223,10 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
         (r.status().as_u16(), loc)
     }
 }
@@ -229,7 +248,10 @@ pub async fn raw_status(addr: SocketAddr, request: &str) -> u16 {
         }
     }
     let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Polls `check` every 20 ms until it holds (for events only visible from
