@@ -1,0 +1,128 @@
+//! The hot functions of the request path, one by one: client address, path
+//! normalisation, GeoIP lookup of a client, and selection over 50 mirrors.
+//! Run with `cargo bench --bench hot_path`.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderValue};
+use ipnet::IpNet;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use mirrorgate::config::{MirrorConfig, SelectionConfig};
+use mirrorgate::geo::{Coords, GeoDb};
+use mirrorgate::health::HealthState;
+use mirrorgate::http::client_ip::{client_addr, ForwardedHeader, TrustedProxies};
+use mirrorgate::http::path::CleanPath;
+use mirrorgate::registry::Mirror;
+use mirrorgate::select::{select, Candidate, Client, Scheme};
+
+struct Up(Mirror);
+impl Candidate for Up {
+    fn mirror(&self) -> &Mirror {
+        &self.0
+    }
+    fn health(&self) -> HealthState {
+        HealthState::Up
+    }
+}
+
+/// 50 mirrors on a grid over the inhabited latitudes.
+fn mirrors() -> Vec<Up> {
+    (0..50)
+        .map(|i| {
+            let mc = MirrorConfig {
+                name: format!("m{i}"),
+                url: format!("https://m{i}.example.org/pub/").parse().unwrap(),
+                country: Some(["DE", "US", "JP", "BR", "AU"][i % 5].parse().unwrap()),
+                continent: None,
+                coords: Some(Coords {
+                    lat: -40.0 + (i as f64 * 7.3) % 100.0,
+                    lon: -170.0 + (i as f64 * 37.0) % 340.0,
+                }),
+                asn: vec![64496 + i as u32],
+                weight: 100,
+                enabled: true,
+                probe_path: None,
+                countries_only: vec![],
+                exclude_countries: vec![],
+                continents_only: vec![],
+            };
+            Up(Mirror::from_config(&mc, "").unwrap())
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let nets: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    let trusted = TrustedProxies::new(&nets);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        HeaderValue::from_static("203.0.113.9, 127.0.0.1"),
+    );
+    headers.insert("user-agent", HeaderValue::from_static("curl/8.0"));
+    let peer: IpAddr = "127.0.0.1".parse().unwrap();
+    c.bench_function("client_addr/xff_two_hops", |b| {
+        b.iter(|| {
+            client_addr(
+                black_box(peer),
+                black_box(&headers),
+                &trusted,
+                ForwardedHeader::XForwardedFor,
+                Scheme::Http,
+            )
+        })
+    });
+
+    c.bench_function("path/parse_typical", |b| {
+        b.iter(|| {
+            CleanPath::parse(
+                black_box("/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"),
+                4096,
+            )
+        })
+    });
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let geo = GeoDb::open(
+        &[root.join("geoip/demo-city.mmdb")],
+        Some(&root.join("geoip/demo-asn.mmdb")),
+    )
+    .unwrap();
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    c.bench_function("geo/lookup_demo_city_and_asn", |b| {
+        b.iter(|| geo.lookup(black_box(ip)))
+    });
+
+    let ms = mirrors();
+    let cfg = SelectionConfig {
+        band: 0.25,
+        band_km: 500.0,
+        same_asn_factor: 0.5,
+        same_country_factor: 0.75,
+        link_mirrors: 4,
+    };
+    let (location, _) = geo.lookup(ip);
+    let client = Client {
+        location,
+        scheme: Scheme::Http,
+    };
+    let mut rng = SmallRng::seed_from_u64(1);
+    c.bench_function("select/50_mirrors_located", |b| {
+        b.iter(|| select(black_box(&ms), &client, &cfg, &mut rng))
+    });
+    let unknown = Client {
+        location: None,
+        scheme: Scheme::Http,
+    };
+    c.bench_function("select/50_mirrors_unknown_client", |b| {
+        b.iter(|| select(black_box(&ms), &unknown, &cfg, &mut rng))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
