@@ -37,10 +37,8 @@ impl CountryCode {
     /// The table row of this code; `None` only for codes built by `normalise`
     /// that are not in the table.
     fn entry(&self) -> Option<&'static (&'static str, Continent, f64, f64)> {
-        COUNTRIES
-            .binary_search_by(|row| row.0.as_bytes().cmp(&self.0[..]))
-            .ok()
-            .and_then(|i| COUNTRIES.get(i))
+        let slot = INDEX.get(slot(self.0[0], self.0[1]))?;
+        COUNTRIES.get(usize::from(*slot).checked_sub(1)?)
     }
 
     /// The code, upper-case (`"DE"`).
@@ -70,6 +68,26 @@ impl CountryCode {
         COUNTRIES.iter().filter_map(|row| Self::normalise(row.0))
     }
 }
+
+/// Position of an upper-case two-letter code in [`INDEX`].
+const fn slot(a: u8, b: u8) -> usize {
+    (a.wrapping_sub(b'A') as usize) * 26 + (b.wrapping_sub(b'A') as usize)
+}
+
+/// For every two-letter code, 1 + its row in `COUNTRIES`, or 0: lookups are
+/// on the request path (several per GeoIP lookup), so they index, not search.
+const INDEX: [u8; 26 * 26] = {
+    assert!(COUNTRIES.len() < 255);
+    let mut index = [0u8; 26 * 26];
+    let mut i = 0;
+    while i < COUNTRIES.len() {
+        let code = COUNTRIES[i].0.as_bytes();
+        // The table has 250 rows: i + 1 fits in a u8.
+        index[slot(code[0], code[1])] = (i + 1) as u8;
+        i += 1;
+    }
+    index
+};
 
 impl fmt::Debug for CountryCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -80,8 +80,10 @@ impl GeoDb {
         self.info().iter().map(ToString::to_string).collect()
     }
 
-    /// Fully verifies every file (every network and record). Slow on large
-    /// files: meant for `check-config`-like tools, not for loading.
+    /// Fully verifies every file (`maxminddb::Reader::verify`: every network
+    /// and record). Slow on large files: meant for `check-config`-like tools,
+    /// not for loading. Stricter than loading, too: it also refuses metadata
+    /// without a `description`, which some third-party files may lack.
     pub fn verify(&self) -> Result<(), GeoError> {
         self.city
             .iter()
