@@ -59,8 +59,17 @@ fn check_one(c: &mut Checker<'_>, at: &str, m: RawMirror) -> Option<MirrorConfig
     let continent = m
         .continent
         .and_then(|s| c.ok(&format!("{at}.continent"), Continent::from_str(s.trim())));
-    // TODO(geo: CountryCode::continent): once it lands, check that `country`
-    // and `continent` agree when both are given.
+    if let (Some(cc), Some(cont)) = (country, continent) {
+        if cc.continent() != cont {
+            c.err(
+                format!("{at}.continent"),
+                format!(
+                    "{cont} does not match country {cc}, which is in {}",
+                    cc.continent()
+                ),
+            );
+        }
+    }
     let coords = coords(c, at, m.latitude, m.longitude);
     let asn = asns(c, at, m.asn.unwrap_or_default());
     let weight = c.int_in(

@@ -307,7 +307,11 @@ fn mirror_country_and_continent_codes() {
         "mirrors[0].continent",
         "continent",
     );
-    // TODO(geo: CountryCode::continent): test that country DE with continent NA is refused.
+    assert_err(
+        &mirror("country: DE\ncontinent: NA"),
+        "mirrors[0].continent",
+        "does not match country DE",
+    );
 }
 
 #[test]
