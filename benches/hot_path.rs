@@ -5,6 +5,8 @@
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderValue};
@@ -14,24 +16,17 @@ use rand::SeedableRng;
 
 use mirrorgate::config::{MirrorConfig, SelectionConfig};
 use mirrorgate::geo::{Coords, GeoDb};
-use mirrorgate::health::HealthState;
+use mirrorgate::health::{HealthState, MirrorHealth};
 use mirrorgate::http::client_ip::{client_addr, ForwardedHeader, TrustedProxies};
 use mirrorgate::http::path::CleanPath;
+use mirrorgate::metrics::Metrics;
 use mirrorgate::registry::Mirror;
-use mirrorgate::select::{select, Candidate, Client, Scheme};
+use mirrorgate::select::{select, Client, Scheme};
+use mirrorgate::state::MirrorEntry;
 
-struct Up(Mirror);
-impl Candidate for Up {
-    fn mirror(&self) -> &Mirror {
-        &self.0
-    }
-    fn health(&self) -> HealthState {
-        HealthState::Up
-    }
-}
-
-/// 50 mirrors on a grid over the inhabited latitudes.
-fn mirrors() -> Vec<Up> {
+/// 50 mirrors on a grid over the inhabited latitudes, up, as the snapshot holds them.
+fn mirrors() -> Vec<MirrorEntry> {
+    let metrics = Metrics::new();
     (0..50)
         .map(|i| {
             let mc = MirrorConfig {
@@ -51,7 +46,12 @@ fn mirrors() -> Vec<Up> {
                 exclude_countries: vec![],
                 continents_only: vec![],
             };
-            Up(Mirror::from_config(&mc, "").unwrap())
+            let mirror = Mirror::from_config(&mc, "").unwrap();
+            let mut health = MirrorHealth::new(SystemTime::now());
+            health.observe(Ok(Duration::from_millis(5)), 1, 1, SystemTime::now());
+            assert_eq!(health.state, HealthState::Up);
+            let counters = metrics.mirror_counters(&mirror.name);
+            MirrorEntry::new(Arc::new(mirror), health, counters)
         })
         .collect()
 }

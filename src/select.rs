@@ -18,7 +18,7 @@
 use rand::Rng;
 
 use crate::config::SelectionConfig;
-use crate::geo::Location;
+use crate::geo::{Location, UnitVector};
 use crate::health::HealthState;
 use crate::registry::{Mirror, PolicyRefusal};
 
@@ -45,6 +45,10 @@ pub struct Client {
 pub trait Candidate {
     fn mirror(&self) -> &Mirror;
     fn health(&self) -> HealthState;
+    /// The mirror's position; implementors that rank often keep it precomputed.
+    fn position(&self) -> Option<UnitVector> {
+        self.mirror().coords.map(UnitVector::from)
+    }
 }
 
 /// Why a mirror was kept or dropped; shown by `explain` and the API.
@@ -154,7 +158,22 @@ pub fn distance_km(m: &Mirror, client: Option<&Location>) -> Option<f64> {
 
 /// The cost of sending this client to this mirror (lower is better).
 pub fn cost(m: &Mirror, client: &Location, cfg: &SelectionConfig) -> f64 {
-    let d = distance_km(m, Some(client)).unwrap_or(UNKNOWN_DISTANCE_KM);
+    let at = client.coords.map(UnitVector::from);
+    cost_at(m, m.coords.map(UnitVector::from), client, at, cfg)
+}
+
+/// [`cost`] with both positions already known.
+fn cost_at(
+    m: &Mirror,
+    mirror_at: Option<UnitVector>,
+    client: &Location,
+    client_at: Option<UnitVector>,
+    cfg: &SelectionConfig,
+) -> f64 {
+    let d = match (mirror_at, client_at) {
+        (Some(a), Some(b)) => a.distance_km(&b),
+        _ => UNKNOWN_DISTANCE_KM,
+    };
     let mut c = d + DISTANCE_FLOOR_KM;
     if client.asn.is_some_and(|a| m.asns.contains(&a)) {
         c *= cfg.same_asn_factor;
@@ -179,9 +198,10 @@ pub fn select<C: Candidate, R: Rng + ?Sized>(
 ) -> Option<Ranking> {
     let mut eligible: Vec<(usize, f64)> = Vec::with_capacity(mirrors.len());
     let loc = located(client);
+    let at = loc.and_then(|l| l.coords).map(UnitVector::from);
     for (i, c) in mirrors.iter().enumerate() {
         if eligibility(c, client) == Reason::Eligible {
-            let cost = loc.map_or(0.0, |l| cost(c.mirror(), l, cfg));
+            let cost = loc.map_or(0.0, |l| cost_at(c.mirror(), c.position(), l, at, cfg));
             eligible.push((i, cost));
         }
     }
@@ -235,28 +255,41 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
         return None;
     }
     let weight = |i: usize| u64::from(mirrors[i].mirror().weight.max(1));
-    let band_len = if located {
-        eligible.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let best = eligible[0].1;
+    // No full sort: the band is a filter, and only the few alternatives named
+    // in Link headers need ordering (a partial selection, then a short sort).
+    let band: Vec<usize> = if located {
+        let best = eligible.iter().map(|e| e.1).fold(f64::INFINITY, f64::min);
         let limit = best + (best * cfg.band).max(cfg.band_km);
-        eligible.iter().take_while(|(_, c)| *c <= limit).count()
-    } else {
-        // Unknown location: everyone is in the band; alternatives by capacity.
-        eligible.sort_by(|a, b| weight(b.0).cmp(&weight(a.0)).then(a.0.cmp(&b.0)));
-        eligible.len()
-    };
-    let band: Vec<usize> = eligible[..band_len].iter().map(|e| e.0).collect();
-    let pick = weighted_pick(&band, weight, rng);
-    let max = 1 + cfg.link_mirrors;
-    let mut order = Vec::with_capacity(max.min(eligible.len()));
-    order.push(band[pick]);
-    order.extend(
         eligible
             .iter()
+            .filter(|e| e.1 <= limit)
             .map(|e| e.0)
-            .filter(|&i| i != band[pick])
-            .take(max - 1),
-    );
+            .collect()
+    } else {
+        // Unknown location: everyone is in the band.
+        eligible.iter().map(|e| e.0).collect()
+    };
+    let chosen = band[weighted_pick(&band, weight, rng)];
+    if let Some(pos) = eligible.iter().position(|e| e.0 == chosen) {
+        eligible.swap_remove(pos);
+    }
+    // Alternatives: by cost for a located client, by capacity otherwise.
+    let order_by = |a: &(usize, f64), b: &(usize, f64)| {
+        if located {
+            a.1.total_cmp(&b.1).then(a.0.cmp(&b.0))
+        } else {
+            weight(b.0).cmp(&weight(a.0)).then(a.0.cmp(&b.0))
+        }
+    };
+    let k = cfg.link_mirrors.min(eligible.len());
+    if k > 0 && k < eligible.len() {
+        eligible.select_nth_unstable_by(k - 1, order_by);
+    }
+    eligible.truncate(k);
+    eligible.sort_unstable_by(order_by);
+    let mut order = Vec::with_capacity(1 + k);
+    order.push(chosen);
+    order.extend(eligible.iter().map(|e| e.0));
     Some((Ranking { order }, band))
 }
 

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
-use crate::geo::GeoDb;
+use crate::geo::{GeoDb, UnitVector};
 use crate::health::{
     HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings,
 };
@@ -31,6 +31,19 @@ pub struct MirrorEntry {
     pub mirror: Arc<Mirror>,
     pub health: MirrorHealth,
     pub counters: MirrorCounters,
+    /// The mirror's coordinates as a unit vector, computed once per install.
+    pub position: Option<UnitVector>,
+}
+
+impl MirrorEntry {
+    pub fn new(mirror: Arc<Mirror>, health: MirrorHealth, counters: MirrorCounters) -> Self {
+        MirrorEntry {
+            position: mirror.coords.map(UnitVector::from),
+            mirror,
+            health,
+            counters,
+        }
+    }
 }
 
 impl Candidate for MirrorEntry {
@@ -39,6 +52,9 @@ impl Candidate for MirrorEntry {
     }
     fn health(&self) -> HealthState {
         self.health.state
+    }
+    fn position(&self) -> Option<UnitVector> {
+        self.position
     }
 }
 
@@ -214,11 +230,8 @@ impl Owner {
                 Some(e) if e.mirror.probe_url == m.probe_url => e.health,
                 _ => MirrorHealth::new(now),
             };
-            mirrors.push(MirrorEntry {
-                counters: self.metrics.mirror_counters(&m.name),
-                mirror: Arc::new(m),
-                health,
-            });
+            let counters = self.metrics.mirror_counters(&m.name);
+            mirrors.push(MirrorEntry::new(Arc::new(m), health, counters));
         }
         for name in old.keys() {
             self.metrics.forget_mirror(name);

@@ -176,11 +176,8 @@ pub async fn explain(
                 eprintln!("probe {}: {r}", m.name);
             }
         }
-        entries.push(MirrorEntry {
-            counters: metrics.mirror_counters(&m.name),
-            mirror: Arc::new(m),
-            health,
-        });
+        let counters = metrics.mirror_counters(&m.name);
+        entries.push(MirrorEntry::new(Arc::new(m), health, counters));
     }
     let scheme = if https { Scheme::Https } else { Scheme::Http };
     let report =
