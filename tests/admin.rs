@@ -217,3 +217,44 @@ async fn writes_need_the_token() {
         202
     );
 }
+
+#[tokio::test]
+async fn readyz_waits_for_the_first_probe_round() {
+    // A mirror that accepts connections and never answers: its first probe
+    // ends only at the probe timeout, and readiness must wait for it.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let yaml = config_yaml(
+        &[M {
+            name: "slow",
+            url: format!("http://{addr}/pub/"),
+            cc: "DE",
+            lat: 50.0,
+            lon: 8.0,
+            extra: "",
+        }],
+        "health:\n  interval: 1h\n  timeout: 1s",
+    );
+    let config = mirrorgate::config::Config::from_yaml(&yaml, std::path::Path::new(".")).unwrap();
+    let app = mirrorgate::app::App::start(config, Default::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let readyz = format!("http://{}/readyz", app.admin_addr());
+    assert_eq!(http.get(&readyz).send().await.unwrap().status(), 503);
+    let mut rx = app.state().watch();
+    within("the first probe round", async {
+        while !app.state().load().ready {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(http.get(&readyz).send().await.unwrap().status(), 200);
+    let snap = app.state().load_full();
+    let slow = snap.mirror("slow").unwrap();
+    assert_eq!(
+        slow.health.last_failure.as_ref().map(|r| r.as_str()),
+        Some("timeout")
+    );
+    drop(silent);
+}
