@@ -10,11 +10,16 @@ use mirrorgate::http::client_ip::{client_addr, ForwardedHeader, TrustedProxies};
 use mirrorgate::select::Scheme;
 
 fuzz_target!(|data: &[u8]| {
-    let nets = ["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    let nets = [
+        "127.0.0.0/8".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
     let trusted = TrustedProxies::new(&nets);
     let peer: IpAddr = "127.0.0.1".parse().unwrap();
     let mut headers = HeaderMap::new();
-    let Ok(v) = HeaderValue::from_bytes(data) else { return };
+    let Ok(v) = HeaderValue::from_bytes(data) else {
+        return;
+    };
     headers.insert("x-forwarded-for", v.clone());
     headers.insert("x-forwarded-proto", v.clone());
     headers.insert("forwarded", v);
