@@ -46,6 +46,21 @@ impl PublicHandler {
         self.metrics
             .request_duration
             .observe(start.elapsed().as_secs_f64());
+        // The access log: off unless `RUST_LOG=mirrorgate::access=debug`; then
+        // one line per request, written by the tracing subscriber, not here.
+        if tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG) {
+            let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+            tracing::debug!(
+                target: "mirrorgate::access",
+                %peer,
+                forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+                method = %req.method(),
+                path = req.uri().path(),
+                status = resp.status().as_u16(),
+                outcome = outcome.as_str(),
+                location = header(header::LOCATION),
+            );
+        }
         resp
     }
 
