@@ -49,7 +49,11 @@ impl PublicHandler {
         // The access log: off unless `RUST_LOG=mirrorgate::access=debug`; then
         // one line per request, written by the tracing subscriber, not here.
         if tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG) {
-            let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+            let header = |name| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+            };
             tracing::debug!(
                 target: "mirrorgate::access",
                 %peer,
