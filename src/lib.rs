@@ -32,6 +32,7 @@ pub mod admin;
 pub mod app;
 pub mod cmd;
 pub mod config;
+pub mod content;
 pub mod explain;
 pub mod geo;
 pub mod health;

@@ -1,0 +1,15 @@
+//! What the origin publishes and which mirrors have it.
+//!
+//! - `index.rs`: the compact, immutable [`ContentIndex`] of the origin's files
+//!   (path, size, modification time, SHA-256), looked up on the request path.
+//! - `manifest.rs`: the manifest format (`mirrorgate manifest DIR`) and its parser.
+//! - `tree.rs`: walking a local origin tree, hashing in the background with a
+//!   bounded number of threads and an on-disk cache.
+//! - `ondemand.rs`: checking one file on one mirror (HEAD, compare size), cached with a TTL.
+//! - `fileset.rs`: per-mirror knowledge as bitsets over file ids.
+//!
+//! Nothing here touches the snapshot: new indexes go to the state owner.
+
+mod index;
+
+pub use index::{ContentIndex, FileId, FileInfo, IndexBuilder, IndexError};
