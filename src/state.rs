@@ -33,12 +33,19 @@ pub struct MirrorEntry {
     pub counters: MirrorCounters,
     /// The mirror's coordinates as a unit vector, computed once per install.
     pub position: Option<UnitVector>,
+    /// `; geo=cc` for its `Link` headers (empty when the country is unknown).
+    pub link_geo: Box<str>,
 }
 
 impl MirrorEntry {
     pub fn new(mirror: Arc<Mirror>, health: MirrorHealth, counters: MirrorCounters) -> Self {
         MirrorEntry {
             position: mirror.coords.map(UnitVector::from),
+            link_geo: mirror
+                .country
+                .map(|c| format!("; geo={}", c.as_str().to_ascii_lowercase()))
+                .unwrap_or_default()
+                .into(),
             mirror,
             health,
             counters,

@@ -24,6 +24,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn asin_unit_is_within_its_bound() {
+        for i in 0..=100_000 {
+            let x = f64::from(i) / 100_000.0;
+            assert!((asin_unit(x) - x.asin()).abs() < 3e-8, "x = {x}");
+        }
+    }
+
+    #[test]
     fn unit_vector_distance_matches_haversine() {
         let pts = [
             (50.11, 8.68),
@@ -110,8 +118,27 @@ impl UnitVector {
         let [a, b, c] = self.0;
         let [x, y, z] = other.0;
         let chord = ((a - x).powi(2) + (b - y).powi(2) + (c - z).powi(2)).sqrt();
-        2.0 * EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin()
+        2.0 * EARTH_RADIUS_KM * asin_unit((chord / 2.0).min(1.0))
     }
+}
+
+/// `asin(x)` for `x` in `[0, 1]`, within 2e-8 radians (0.2 m on Earth): the
+/// polynomial of Abramowitz and Stegun, 4.4.46. Selection takes one per mirror
+/// per request, and libm's `asin` was a tenth of the request path's own time.
+fn asin_unit(x: f64) -> f64 {
+    const A: [f64; 8] = [
+        1.570_796_305_0,
+        -0.214_598_801_6,
+        0.088_978_987_4,
+        -0.050_174_304_6,
+        0.030_891_881_0,
+        -0.017_088_125_6,
+        0.006_670_090_1,
+        -0.001_262_491_1,
+    ];
+    let x = x.clamp(0.0, 1.0);
+    let poly = A.iter().rev().fold(0.0, |acc, &a| acc * x + a);
+    std::f64::consts::FRAC_PI_2 - (1.0 - x).sqrt() * poly
 }
 
 /// What the databases say of one address. Every part is optional: a Country

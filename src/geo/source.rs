@@ -2,11 +2,12 @@
 //! be refused at load time rather than on the request path, its detected
 //! layout, and decoding its record for one address.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use maxminddb::{MaxMindDbError, Reader};
+use maxminddb::{LookupResult, MaxMindDbError, Reader, WithinOptions};
 
 use super::error::GeoError;
 use super::layout::{self, AsnRecord, FlatRecord, Layout, MaxMindRecord};
@@ -27,15 +28,46 @@ pub(crate) enum Role {
     Asn,
 }
 
+/// At most this many distinct records are decoded ahead (GeoLite2-City has
+/// a few hundred thousand); past it, the rest are decoded per lookup.
+const MAX_DECODED: usize = 4_000_000;
+
 /// An opened, checked database file.
 #[derive(Debug)]
 pub(crate) struct Source {
     pub label: PathBuf,
     pub layout: Layout,
     reader: Reader<Vec<u8>>,
+    /// Every record decoded once at load, by its offset in the data section:
+    /// many networks share a record, and decoding a City record (walking past
+    /// its maps of names in many languages) costs more than the tree walk
+    /// itself. A lookup is then a tree walk and a hash probe.
+    decoded: HashMap<usize, Hit, BuildOffsetHasher>,
 }
 
+/// Record offsets are distinct integers chosen by the file, not by clients:
+/// one multiply spreads them well, and SipHash's flood resistance buys nothing here.
+#[derive(Debug, Default, Clone, Copy)]
+struct OffsetHasher(u64);
+
+impl std::hash::Hasher for OffsetHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type BuildOffsetHasher = std::hash::BuildHasherDefault<OffsetHasher>;
+
 /// What a lookup in one file found.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Hit {
     Location(Location),
     Asn(Option<u32>),
@@ -93,13 +125,18 @@ impl Source {
                 });
             }
         };
-        let source = Source {
+        let mut source = Source {
             label,
             layout,
             reader,
+            decoded: HashMap::default(),
         };
         if let Err(e) = source.sanity_check() {
             return Err(GeoError::corrupt(source.label, e));
+        }
+        match source.decode_all() {
+            Ok(decoded) => source.decoded = decoded,
+            Err(e) => return Err(GeoError::corrupt(source.label, e)),
         }
         Ok(source)
     }
@@ -129,6 +166,29 @@ impl Source {
         Ok(())
     }
 
+    /// Decodes every distinct record once (see [`Source::decoded`]). A record
+    /// that fails to decode refuses the file at load, where an operator sees
+    /// it, rather than on the request path.
+    fn decode_all(&self) -> Result<HashMap<usize, Hit, BuildOffsetHasher>, MaxMindDbError> {
+        let mut decoded = HashMap::default();
+        for item in self.reader.networks(WithinOptions::default())? {
+            let item = item?;
+            let Some(offset) = item.offset() else {
+                continue;
+            };
+            if decoded.contains_key(&offset) {
+                continue;
+            }
+            if decoded.len() >= MAX_DECODED {
+                break;
+            }
+            if let Some(hit) = self.decode_result(&item)? {
+                decoded.insert(offset, hit);
+            }
+        }
+        Ok(decoded)
+    }
+
     /// Full verification of the file (`Reader::verify`): slow on large files;
     /// for tools such as `check-config`, not for loading.
     pub fn verify(&self) -> Result<(), GeoError> {
@@ -146,6 +206,19 @@ impl Source {
     /// file has no record for it.
     pub fn decode(&self, ip: IpAddr) -> Result<Option<Hit>, MaxMindDbError> {
         let result = self.reader.lookup(ip)?;
+        match result.offset() {
+            None => Ok(None),
+            Some(offset) => match self.decoded.get(&offset) {
+                Some(hit) => Ok(Some(*hit)),
+                None => self.decode_result(&result),
+            },
+        }
+    }
+
+    fn decode_result(
+        &self,
+        result: &LookupResult<'_, Vec<u8>>,
+    ) -> Result<Option<Hit>, MaxMindDbError> {
         Ok(match self.layout {
             Layout::City | Layout::Country => result
                 .decode::<MaxMindRecord<'_>>()?

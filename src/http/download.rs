@@ -3,7 +3,6 @@
 //! It reads one snapshot, does no I/O and takes no lock. Its steps, in order:
 //! method -> path -> client address -> GeoIP -> selection -> response -> metrics.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,7 +111,7 @@ impl PublicHandler {
             None => match &cfg.fallback {
                 Some(base) => {
                     let target = format!("{}{}", base.as_str(), path.encoded());
-                    (Outcome::Fallback, redirect(cfg.redirect_status, &target))
+                    (Outcome::Fallback, redirect(cfg.redirect_status, target))
                 }
                 None => {
                     let mut resp = text(
@@ -132,26 +131,33 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
     let chosen = &snap.mirrors[order[0]];
     chosen.counters.redirects.inc();
     let target = mirror_url(&chosen.mirror.url, path);
-    let mut resp = redirect(snap.config.redirect_status, &target);
+    let mut resp = redirect(snap.config.redirect_status, target);
     // RFC 6249: one header line per alternative, because some clients (aria2c)
     // read only the first link of a comma-joined header.
     for (pri, &i) in order[1..].iter().enumerate() {
-        let m = &snap.mirrors[i].mirror;
-        let mut link = String::with_capacity(m.url.as_str().len() + path.encoded().len() + 40);
-        let _ = write!(
-            link,
-            "<{}>; rel=duplicate; pri={}",
-            mirror_url(&m.url, path),
-            pri + 1
-        );
-        if let Some(cc) = m.country {
-            let _ = write!(link, "; geo={}", cc.as_str().to_ascii_lowercase());
-        }
-        if let Ok(v) = HeaderValue::from_str(&link) {
+        let e = &snap.mirrors[i];
+        // Plain pushes, not `format!`: this runs up to `link_mirrors` times per request.
+        let mut link =
+            String::with_capacity(e.mirror.url.as_str().len() + path.encoded().len() + 40);
+        link.push('<');
+        link.push_str(e.mirror.url.as_str());
+        link.push_str(path.encoded());
+        link.push_str(">; rel=duplicate; pri=");
+        push_number(&mut link, pri + 1);
+        link.push_str(&e.link_geo);
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(link)) {
             resp.headers_mut().append(header::LINK, v);
         }
     }
     resp
+}
+
+fn push_number(s: &mut String, n: usize) {
+    if n < 10 {
+        s.push(char::from(b'0' + n as u8));
+    } else {
+        s.push_str(&n.to_string());
+    }
 }
 
 /// The mirror's base URL (ending in `/`) and the encoded path.
@@ -162,23 +168,16 @@ fn mirror_url(base: &url::Url, path: &CleanPath) -> String {
     s
 }
 
-fn redirect(status: StatusCode, target: &str) -> Response<Full<Bytes>> {
-    let body = format!(
-        "{} {}\n",
-        status.canonical_reason().unwrap_or("Redirect"),
-        target
-    );
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn redirect(status: StatusCode, target: String) -> Response<Full<Bytes>> {
+    // No body: every client follows `Location`, and bytes on the wire are
+    // most of the cost of an answer this small.
+    let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     // Every target is built from a parsed URL and an encoded path: always a valid header.
-    if let Ok(v) = HeaderValue::from_str(target) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(target)) {
         h.insert(header::LOCATION, v);
     }
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),

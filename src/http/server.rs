@@ -38,8 +38,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
         .keep_alive(true)
-        // Redirect answers are small: write headers and body in one go.
-        .writev(false)
         .max_buf_size(64 * 1024);
     tokio::pin!(shutdown);
     loop {
