@@ -214,3 +214,261 @@ async fn a_trace_redirected_off_the_mirror_is_refused() {
         "the probe and the trace, nothing off the base"
     );
 }
+
+// ---- on-demand checks ----
+
+use mirrorgate::content::{CheckRequest, Checker, CheckerSettings, FileInfo, Presence};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+use tokio::sync::{watch, Notify};
+
+/// A file of `size` bytes as the index would describe it.
+fn info(size: u64) -> FileInfo {
+    FileInfo {
+        size,
+        mtime: 1_795_946_401,
+        sha256: None,
+    }
+}
+
+/// A 2xx answer declaring `len` bytes (HEAD carries no body).
+fn sized(len: u64) -> Reply {
+    let mut r = status(StatusCode::OK);
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, len.into());
+    r
+}
+
+/// A mirror with `/pub/a.iso` (1000 bytes), `/pub/short.iso` (10 of 1000),
+/// `/pub/gone.iso` (410), `/pub/broken.iso` (503) and nothing else.
+async fn shelf() -> FakeMirror {
+    FakeMirror::simple(|_, path| match path {
+        "/pub/a.iso" => sized(1000),
+        "/pub/short.iso" => sized(10),
+        "/pub/gone.iso" => status(StatusCode::GONE),
+        "/pub/broken.iso" => status(StatusCode::SERVICE_UNAVAILABLE),
+        "/pub/moved.iso" => {
+            let mut r = status(StatusCode::FOUND);
+            r.headers_mut().insert(
+                http::header::LOCATION,
+                "http://127.0.0.1:9/pub/a.iso".parse().unwrap(),
+            );
+            r
+        }
+        _ => status(StatusCode::NOT_FOUND),
+    })
+    .await
+}
+
+/// A clock that moves only when told.
+#[derive(Clone)]
+struct ManualClock {
+    start: Instant,
+    offset_ms: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    fn new() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            offset_ms: Arc::default(),
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn checker(&self, settings: CheckerSettings) -> Checker {
+        let me = self.clone();
+        Checker::with_clock(
+            settings,
+            Arc::new(move || me.start + Duration::from_millis(me.offset_ms.load(Ordering::SeqCst))),
+        )
+        .unwrap()
+    }
+}
+
+async fn check(c: &Checker, m: &FakeMirror, path: &str, size: u64) -> Presence {
+    let (base, info) = (m.url("/pub/"), info(size));
+    let f = c.check("m", &base, path, path, &info);
+    timeout(DEADLINE, f).await.expect("a check in time")
+}
+
+#[tokio::test]
+async fn present_missing_and_size_mismatch() {
+    let m = shelf().await;
+    let c = Checker::new(CheckerSettings::default()).unwrap();
+    assert_eq!(check(&c, &m, "a.iso", 1000).await, Presence::Present);
+    assert_eq!(check(&c, &m, "nothing.iso", 1000).await, Presence::Missing);
+    assert_eq!(check(&c, &m, "gone.iso", 1000).await, Presence::Missing);
+    assert_eq!(
+        check(&c, &m, "short.iso", 1000).await,
+        Presence::SizeMismatch { found: 10 }
+    );
+    assert_eq!(check(&c, &m, "broken.iso", 1000).await, Presence::Unknown);
+    // Redirected off the mirror: not vouched for, and not followed.
+    assert_eq!(check(&c, &m, "moved.iso", 1000).await, Presence::Unknown);
+    assert_eq!(m.requests(), 6);
+    let s = c.stats();
+    assert_eq!(
+        (s.present, s.missing, s.size_mismatch, s.unknown),
+        (1, 2, 1, 2)
+    );
+    assert_eq!(s.requests, 6);
+}
+
+#[tokio::test]
+async fn the_cache_answers_the_second_time_without_a_request() {
+    let m = shelf().await;
+    let clock = ManualClock::new();
+    let c = clock.checker(CheckerSettings::default());
+    let now = c.now();
+    assert_eq!(c.cached("m", "a.iso", &info(1000), now), None);
+    assert_eq!(check(&c, &m, "a.iso", 1000).await, Presence::Present);
+    assert_eq!(check(&c, &m, "a.iso", 1000).await, Presence::Present);
+    assert_eq!(
+        c.cached("m", "a.iso", &info(1000), now),
+        Some(Presence::Present)
+    );
+    assert_eq!(m.requests(), 1);
+    // Another mirror, or the file republished with a new size, is another question.
+    assert_eq!(c.cached("n", "a.iso", &info(1000), now), None);
+    assert_eq!(c.cached("m", "a.iso", &info(1001), now), None);
+    let s = c.stats();
+    assert!(s.cache_hits >= 2, "{s:?}");
+}
+
+#[tokio::test]
+async fn answers_expire_positive_later_than_negative() {
+    let m = shelf().await;
+    let clock = ManualClock::new();
+    let settings = CheckerSettings {
+        positive_ttl: Duration::from_secs(600),
+        negative_ttl: Duration::from_secs(60),
+        unknown_ttl: Duration::ZERO,
+        ..CheckerSettings::default()
+    };
+    let c = clock.checker(settings);
+    check(&c, &m, "a.iso", 1000).await;
+    check(&c, &m, "nothing.iso", 1000).await;
+    check(&c, &m, "broken.iso", 1000).await;
+    assert_eq!(m.requests(), 3);
+    // "Don't know" is not kept at all with a zero lifetime.
+    check(&c, &m, "broken.iso", 1000).await;
+    assert_eq!(m.requests(), 4);
+
+    clock.advance(Duration::from_secs(59));
+    check(&c, &m, "a.iso", 1000).await;
+    check(&c, &m, "nothing.iso", 1000).await;
+    assert_eq!(m.requests(), 4, "both still cached");
+
+    clock.advance(Duration::from_secs(2));
+    check(&c, &m, "a.iso", 1000).await;
+    check(&c, &m, "nothing.iso", 1000).await;
+    assert_eq!(m.requests(), 5, "only the negative answer expired");
+
+    clock.advance(Duration::from_secs(540));
+    assert_eq!(c.cached("m", "a.iso", &info(1000), c.now()), None);
+    check(&c, &m, "a.iso", 1000).await;
+    assert_eq!(m.requests(), 6);
+}
+
+/// A mirror that answers `sized(1000)` only once `release` says so, and
+/// signals each request's arrival.
+async fn holding(release: watch::Receiver<bool>, arrived: Arc<Notify>) -> FakeMirror {
+    FakeMirror::start(move |_, _| {
+        let mut release = release.clone();
+        arrived.notify_one();
+        Box::pin(async move {
+            let _ = release.wait_for(|r| *r).await;
+            sized(1000)
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn concurrent_checks_of_one_file_share_one_request() {
+    let (release, released) = watch::channel(false);
+    let arrived = Arc::new(Notify::new());
+    let m = holding(released, Arc::clone(&arrived)).await;
+    let c = Checker::new(CheckerSettings::default()).unwrap();
+    let base = m.url("/pub/");
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (c, base) = (c.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            c.check("m", &base, "a.iso", "a.iso", &info(1000)).await
+        }));
+    }
+    // The request is in the fake's hands, and every caller is waiting on it.
+    timeout(DEADLINE, arrived.notified())
+        .await
+        .expect("the request");
+    release.send_replace(true);
+    for t in tasks {
+        let p = timeout(DEADLINE, t).await.expect("in time").unwrap();
+        assert_eq!(p, Presence::Present);
+    }
+    assert_eq!(m.requests(), 1);
+    assert_eq!(c.stats().requests, 1);
+}
+
+#[tokio::test]
+async fn check_many_returns_by_the_deadline_when_a_mirror_hangs() {
+    let fine = shelf().await;
+    // Never released: this mirror hangs on every request.
+    let (_never, held) = watch::channel(false);
+    let arrived = Arc::new(Notify::new());
+    let hung = holding(held, Arc::clone(&arrived)).await;
+    let c = Checker::new(CheckerSettings {
+        timeout: Duration::from_secs(60),
+        ..CheckerSettings::default()
+    })
+    .unwrap();
+    let req = |mirror: &str, m: &FakeMirror, path: &str| CheckRequest {
+        mirror: mirror.into(),
+        base: m.url("/pub/"),
+        path_encoded: path.into(),
+        path: path.into(),
+        info: info(1000),
+    };
+    let candidates = vec![
+        req("hung", &hung, "a.iso"),
+        req("fine", &fine, "a.iso"),
+        req("fine", &fine, "nothing.iso"),
+    ];
+    let got = timeout(
+        DEADLINE,
+        c.check_many(candidates, Duration::from_millis(300), 3),
+    )
+    .await
+    .expect("check_many keeps its deadline");
+    assert_eq!(
+        got,
+        [
+            (0, Presence::Unknown),
+            (1, Presence::Present),
+            (2, Presence::Missing)
+        ]
+    );
+    // The hung check is still in flight: a second round joins it rather
+    // than sending another request, and again keeps its deadline.
+    timeout(DEADLINE, arrived.notified())
+        .await
+        .expect("the hung request arrived");
+    let again = timeout(
+        DEADLINE,
+        c.check_many(
+            vec![req("hung", &hung, "a.iso")],
+            Duration::from_millis(50),
+            1,
+        ),
+    )
+    .await
+    .expect("in time");
+    assert_eq!(again, [(0, Presence::Unknown)]);
+    assert_eq!(hung.requests(), 1);
+}

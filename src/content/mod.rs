@@ -10,6 +10,12 @@
 //!
 //! Nothing here touches the snapshot: new indexes go to the state owner.
 
+mod fileset;
 mod index;
+mod ondemand;
 
+pub use fileset::FileSet;
 pub use index::{ContentIndex, FileId, FileInfo, IndexBuilder, IndexError};
+pub use ondemand::{
+    CheckRequest, CheckStats, Checker, CheckerError, CheckerSettings, Clock, Presence,
+};

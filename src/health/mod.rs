@@ -11,6 +11,7 @@ mod scheduler;
 mod state;
 mod trace;
 
+pub(crate) use probe::within_base;
 pub use probe::{probe, FailureReason, ProbeClient, ProbeClientError};
 pub use scheduler::{Probe, ProbeReport, ProbeTarget, Prober, ProberSettings};
 pub use state::{HealthState, MirrorHealth, Transition};
