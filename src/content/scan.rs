@@ -161,18 +161,19 @@ pub async fn rsync_scan(url: &str, timeout: Duration) -> Result<Vec<(String, u64
             read_limited(stdout, MAX_LISTING_BYTES),
             read_limited(stderr, MAX_STDERR_BYTES),
         );
-        let out = out.map_err(ScanError::Io)?;
+        let (out, over) = out.map_err(ScanError::Io)?;
+        if over {
+            return Err(ScanError::TooLarge(MAX_LISTING_BYTES));
+        }
         let status = child.wait().await.map_err(ScanError::Io)?;
-        Ok::<_, ScanError>((out, err.unwrap_or_default(), status))
+        // rsync's complaint, cut short if long; a failure to read it loses only the detail.
+        let err = err.map(|(e, _)| e).unwrap_or_default();
+        Ok::<_, ScanError>((out, err, status))
     };
     let (out, err, status) = tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| ScanError::Timeout)??;
-    let Some(out) = out else {
-        return Err(ScanError::TooLarge(MAX_LISTING_BYTES));
-    };
     if !status.success() {
-        let err = err.unwrap_or_default();
         return Err(ScanError::Exit {
             code: status.code(),
             stderr: String::from_utf8_lossy(&err).trim().to_owned(),
@@ -181,12 +182,14 @@ pub async fn rsync_scan(url: &str, timeout: Duration) -> Result<Vec<(String, u64
     Ok(parse_rsync_list(&String::from_utf8_lossy(&out)))
 }
 
-/// Reads all of `r`, or `None` once more than `limit` bytes came (the rest
-/// is not read: for stdout, dropping the pipe ends rsync).
-async fn read_limited(r: impl AsyncRead + Unpin, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+/// Reads `r` up to `limit` bytes; true as well when there was more (the
+/// rest is not read: for stdout, dropping the pipe ends rsync).
+async fn read_limited(r: impl AsyncRead + Unpin, limit: usize) -> std::io::Result<(Vec<u8>, bool)> {
     let mut buf = Vec::new();
-    let read = r.take(limit as u64 + 1).read_to_end(&mut buf).await?;
-    Ok((read <= limit).then_some(buf))
+    r.take(limit as u64 + 1).read_to_end(&mut buf).await?;
+    let over = buf.len() > limit;
+    buf.truncate(limit);
+    Ok((buf, over))
 }
 
 /// The relative links of an Apache or nginx autoindex page, as written
@@ -459,6 +462,14 @@ crw-r--r--              0 2026/11/29 10:00:01 dev/null
         let set = to_fileset(&index, &[("a".into(), 1)]);
         assert!(set.is_empty());
         assert!(paths_to_fileset(&index, &["a".into()]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn output_is_cut_at_the_limit() {
+        let (got, over) = read_limited(&b"12345"[..], 5).await.unwrap();
+        assert_eq!((got.as_slice(), over), (&b"12345"[..], false));
+        let (got, over) = read_limited(&b"123456"[..], 5).await.unwrap();
+        assert_eq!((got.as_slice(), over), (&b"12345"[..], true));
     }
 
     #[tokio::test]
