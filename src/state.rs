@@ -251,6 +251,9 @@ impl Owner {
                 mirror: e.mirror.name.clone(),
                 url: e.mirror.probe_url.clone(),
                 base: e.mirror.url.clone(),
+                // No config key names a trace file yet; `health::trace_url`
+                // builds it from the mirror's base once one does.
+                trace_url: None,
             })
             .collect();
         let settings = ProberSettings {
@@ -299,6 +302,15 @@ impl Owner {
         };
         let secs = report.result.as_ref().ok().map(|d| d.as_secs_f64());
         self.metrics.probe(&entry.mirror.name, label, secs);
+        if let Some(trace) = report.trace {
+            if let Err(e) = &trace {
+                // Logged on the change only, like health: a broken trace repeats every round.
+                if entry.health.trace_error.as_ref() != Some(e) {
+                    tracing::warn!(mirror = %entry.mirror.name, error = %e, "trace file unreadable");
+                }
+            }
+            entry.health.observe_trace(trace);
+        }
         let failure = report.result.as_ref().err().cloned();
         if let Some(t) = entry.health.observe(report.result, rise, fall, report.at) {
             match failure {

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use mirrorgate::health::{
     probe, FailureReason, Probe, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings,
+    TraceError,
 };
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::net::TcpListener;
@@ -87,6 +88,7 @@ impl FakeMirror {
             mirror: "fake".into(),
             url: self.url(path),
             base: self.url("/pub/"),
+            trace_url: None,
         }
     }
 
@@ -181,6 +183,7 @@ async fn closed_port_is_connect_refused() {
         mirror: "gone".into(),
         url: url.clone(),
         base: url,
+        trace_url: None,
     };
     let result = probe_once(&client(), &target).await;
     assert_eq!(result, Err(FailureReason::ConnectRefused));
@@ -202,6 +205,7 @@ async fn silent_server_is_timeout() {
         mirror: "silent".into(),
         url: url.clone(),
         base: url,
+        trace_url: None,
     };
     let short = ProbeClient::new(Duration::from_millis(200)).unwrap();
     let result = probe_once(&short, &target).await;
@@ -256,6 +260,7 @@ async fn https_to_a_plain_http_server_is_tls() {
         mirror: "plain".into(),
         url: url.clone(),
         base: url,
+        trace_url: None,
     };
     let result = probe_once(&client(), &target).await;
     assert_eq!(result, Err(FailureReason::Tls));
@@ -284,6 +289,7 @@ fn named_target(host: &str, port: u16) -> ProbeTarget {
         mirror: "named".into(),
         url: url.clone(),
         base: url,
+        trace_url: None,
     }
 }
 
@@ -354,6 +360,10 @@ impl Probe for Recorder {
             .send((Arc::clone(&target.mirror), Instant::now()));
         async { Ok(Duration::from_millis(1)) }
     }
+
+    async fn trace(&self, _: &ProbeTarget) -> Option<Result<SystemTime, TraceError>> {
+        None
+    }
 }
 
 fn paused_settings(jitter: f64) -> ProberSettings {
@@ -370,6 +380,7 @@ fn fake_target(name: &str) -> ProbeTarget {
         mirror: name.into(),
         url: url.clone(),
         base: url,
+        trace_url: None,
     }
 }
 

@@ -165,6 +165,7 @@ pub async fn explain(
                     mirror: m.name.clone(),
                     url: m.probe_url.clone(),
                     base: m.url.clone(),
+                    trace_url: None,
                 };
                 probe(&client, &target).await
             };

@@ -19,7 +19,7 @@ use url::Url;
 use super::ProbeTarget;
 
 /// How many redirects a probe follows before giving up on the mirror.
-const MAX_REDIRECTS: usize = 5;
+pub(super) const MAX_REDIRECTS: usize = 5;
 
 /// Why a probe failed: a closed set, used as a metric label and shown to operators.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
@@ -75,7 +75,7 @@ pub struct ProbeClientError(#[source] reqwest::Error);
 /// A shared HTTP client for probes, cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ProbeClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     timeout: Duration,
 }
 
@@ -185,7 +185,7 @@ async fn follow(client: &ProbeClient, target: &ProbeTarget) -> Result<(), Failur
 }
 
 /// Whether `url` stays on the mirror whose base URL is `base`.
-fn within_base(url: &Url, base: &Url) -> bool {
+pub(crate) fn within_base(url: &Url, base: &Url) -> bool {
     if url.scheme() != base.scheme()
         || url.host() != base.host()
         || url.port_or_known_default() != base.port_or_known_default()
@@ -201,7 +201,7 @@ fn within_base(url: &Url, base: &Url) -> bool {
 }
 
 /// Maps a request error to a reason by walking its whole source chain.
-fn classify(err: &reqwest::Error) -> FailureReason {
+pub(super) fn classify(err: &reqwest::Error) -> FailureReason {
     let mut found = None;
     for cause in chain(err) {
         if cause.is::<DnsFailure>() {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::{probe, FailureReason, ProbeClient};
+use super::{fetch_trace, probe, FailureReason, ProbeClient, TraceError};
 
 /// The shortest wait between two probes of one mirror, whatever the settings
 /// say: a zero interval must not turn into a busy loop.
@@ -32,6 +32,8 @@ pub struct ProbeTarget {
     pub url: Url,
     /// The mirror's base URL: a redirect that leaves it is a failure.
     pub base: Url,
+    /// The mirror's trace file, fetched with every probe; `None` when not configured.
+    pub trace_url: Option<Url>,
 }
 
 /// One probe's result, sent to the state owner.
@@ -43,6 +45,9 @@ pub struct ProbeReport {
     pub result: Result<Duration, FailureReason>,
     /// When the probe finished.
     pub at: SystemTime,
+    /// The time the mirror's trace file says, or why it is not known; `None`
+    /// when no trace file is configured. It never decides up or down.
+    pub trace: Option<Result<SystemTime, TraceError>>,
 }
 
 /// How often and how long to probe.
@@ -65,6 +70,12 @@ pub trait Probe: Send + Sync + 'static {
         &self,
         target: &ProbeTarget,
     ) -> impl Future<Output = Result<Duration, FailureReason>> + Send;
+
+    /// Reads `target.trace_url`, if any; `None` when there is none.
+    fn trace(
+        &self,
+        target: &ProbeTarget,
+    ) -> impl Future<Output = Option<Result<SystemTime, TraceError>>> + Send;
 }
 
 impl Probe for ProbeClient {
@@ -73,6 +84,13 @@ impl Probe for ProbeClient {
         target: &ProbeTarget,
     ) -> impl Future<Output = Result<Duration, FailureReason>> + Send {
         probe(self, target)
+    }
+
+    fn trace(
+        &self,
+        target: &ProbeTarget,
+    ) -> impl Future<Output = Option<Result<SystemTime, TraceError>>> + Send {
+        fetch_trace(self, target)
     }
 }
 
@@ -149,14 +167,26 @@ impl<P: Probe> Task<P> {
         loop {
             // This probe answers any "probe now" made so far.
             self.now.borrow_and_update();
-            let result =
-                tokio::time::timeout(self.settings.timeout, self.prober.probe(&self.target))
-                    .await
-                    .unwrap_or(Err(FailureReason::Timeout));
+            // Side by side, so that the trace adds no time to a probe round.
+            let limit = self.settings.timeout;
+            let (result, trace) = tokio::join!(
+                tokio::time::timeout(limit, self.prober.probe(&self.target)),
+                tokio::time::timeout(limit, self.prober.trace(&self.target)),
+            );
+            let result = result.unwrap_or(Err(FailureReason::Timeout));
+            let trace = match trace {
+                Ok(trace) => trace,
+                Err(_elapsed) => self
+                    .target
+                    .trace_url
+                    .as_ref()
+                    .map(|_| Err(TraceError::Fetch(FailureReason::Timeout))),
+            };
             let report = ProbeReport {
                 mirror: Arc::clone(&self.target.mirror),
                 result,
                 at: SystemTime::now(),
+                trace,
             };
             if self.reports.send(report).is_err() {
                 return; // Nobody listens any more: end quietly.
@@ -233,6 +263,21 @@ mod tests {
                 Ok(takes)
             }
         }
+
+        fn trace(
+            &self,
+            target: &ProbeTarget,
+        ) -> impl Future<Output = Option<Result<SystemTime, TraceError>>> + Send {
+            // A trace URL ending in "hang" never answers.
+            let url = target.trace_url.clone();
+            async move {
+                let url = url?;
+                if url.path().ends_with("hang") {
+                    std::future::pending::<()>().await;
+                }
+                Some(Ok(SystemTime::UNIX_EPOCH))
+            }
+        }
     }
 
     fn target(name: &str) -> ProbeTarget {
@@ -241,6 +286,7 @@ mod tests {
             mirror: name.into(),
             url: url.clone(),
             base: url,
+            trace_url: None,
         }
     }
 
@@ -280,6 +326,36 @@ mod tests {
         let _p = Prober::spawn_with(vec![target("a")], settings(0.0), fake, tx, 1);
         let report = rx.recv().await.unwrap();
         assert_eq!(report.result, Err(FailureReason::Timeout));
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_trace_is_a_trace_timeout_not_a_probe_failure() {
+        let (calls, _called) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let fake = Fake {
+            calls,
+            takes: Duration::from_secs(1),
+        };
+        let mut hanging = target("a");
+        hanging.trace_url = Some(Url::parse("http://127.0.0.1:9/pub/hang").unwrap());
+        let mut fine = target("b");
+        fine.trace_url = Some(Url::parse("http://127.0.0.1:9/pub/trace").unwrap());
+        let start = Instant::now();
+        let _p = Prober::spawn_with(vec![hanging, fine, target("c")], settings(0.0), fake, tx, 1);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(rx.recv().await.unwrap());
+        }
+        got.sort_by(|x, y| x.mirror.cmp(&y.mirror));
+        assert!(got.iter().all(|r| r.result.is_ok()));
+        assert_eq!(
+            got[0].trace,
+            Some(Err(TraceError::Fetch(FailureReason::Timeout)))
+        );
+        assert_eq!(got[1].trace, Some(Ok(SystemTime::UNIX_EPOCH)));
+        assert_eq!(got[2].trace, None);
+        // Bounded by the probe timeout, like the probe itself.
         assert_eq!(start.elapsed(), Duration::from_secs(3));
     }
 

@@ -20,7 +20,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::FailureReason;
+use super::{FailureReason, TraceError};
 
 /// Whether a mirror may receive traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +72,11 @@ pub struct MirrorHealth {
     pub last_check: Option<SystemTime>,
     /// Why the last failed probe failed (kept after recovery, for operators).
     pub last_failure: Option<FailureReason>,
+    /// The time the mirror's trace file said when last read successfully:
+    /// the mirror holds everything the origin published up to then.
+    pub last_sync: Option<SystemTime>,
+    /// Why the last trace read failed; cleared by the next good one.
+    pub trace_error: Option<TraceError>,
     /// Length of the current run of successes.
     successes: u32,
     /// Length of the current run of failures.
@@ -87,6 +92,8 @@ impl MirrorHealth {
             rtt: None,
             last_check: None,
             last_failure: None,
+            last_sync: None,
+            trace_error: None,
             successes: 0,
             failures: 0,
         }
@@ -138,6 +145,20 @@ impl MirrorHealth {
         self.state = next;
         self.since = now;
         Some(transition)
+    }
+
+    /// Applies one trace read. It never changes `state`: a mirror whose trace
+    /// cannot be read still serves; it just is not known to be fresh. A
+    /// failed read keeps the last good sync time, which is still a lower
+    /// bound of what the mirror holds.
+    pub fn observe_trace(&mut self, result: Result<SystemTime, TraceError>) {
+        match result {
+            Ok(t) => {
+                self.last_sync = Some(t);
+                self.trace_error = None;
+            }
+            Err(e) => self.trace_error = Some(e),
+        }
     }
 }
 
@@ -292,6 +313,21 @@ mod tests {
         // A failure does not erase the last known round-trip time.
         assert_eq!(h.rtt, Some(Duration::from_millis(7)));
         assert_eq!(h.last_failure, Some(FailureReason::Dns));
+    }
+
+    #[test]
+    fn trace_reads_keep_the_last_sync_and_never_change_the_state() {
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        assert_eq!((h.last_sync, &h.trace_error), (None, &None));
+        h.observe_trace(Ok(t(100)));
+        assert_eq!(h.last_sync, Some(t(100)));
+        h.observe_trace(Err(TraceError::Empty));
+        assert_eq!(h.last_sync, Some(t(100)));
+        assert_eq!(h.trace_error, Some(TraceError::Empty));
+        assert_eq!(h.state, Up);
+        h.observe_trace(Ok(t(200)));
+        assert_eq!((h.last_sync, &h.trace_error), (Some(t(200)), &None));
     }
 
     #[test]
