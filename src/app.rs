@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState, ReloadFn};
 use crate::config::Config;
+use crate::content::{Checker, CheckerSettings};
 use crate::geo::GeoDb;
 use crate::health::ProbeClient;
 use crate::http::{self, PublicHandler, ServeOptions};
@@ -122,6 +123,7 @@ impl App {
             shutdown_grace: config.limits.shutdown_grace,
             max_connections: config.limits.max_connections,
         };
+        let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
         let loaded = load_parts(config.clone(), opts.geo.clone())
             .await
             .map_err(StartError::Load)?;
@@ -134,7 +136,17 @@ impl App {
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let handler = PublicHandler::new(state.clone(), metrics.clone(), Scheme::Http);
+        // The on-demand checker and its cache outlive reloads; its settings
+        // are those of the config the process started with.
+        let mut settings = CheckerSettings::default();
+        if let Some(od) = config_od {
+            settings.timeout = od.timeout;
+            settings.positive_ttl = od.positive_ttl;
+            settings.negative_ttl = od.negative_ttl;
+        }
+        let checker = Checker::new(settings)
+            .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
+        let handler = PublicHandler::new(state.clone(), metrics.clone(), checker, Scheme::Http);
         let tasks = vec![
             tokio::spawn(http::serve(
                 public,

@@ -63,8 +63,13 @@ pub fn explain(
         CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
     let (location, outcome) = geo.lookup(ip);
     let client = Client { location, scheme };
-    let (verdicts, ranking) =
-        select::explain(mirrors, &client, &config.selection, &mut rand::rng());
+    let (verdicts, ranking) = select::explain(
+        mirrors,
+        &client,
+        &config.selection,
+        &mut rand::rng(),
+        |_| select::Reason::Eligible,
+    );
     let order = ranking.map(|r| r.order).unwrap_or_default();
     let mut rows: Vec<MirrorVerdict> = verdicts
         .iter()

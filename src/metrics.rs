@@ -22,15 +22,24 @@ pub enum Outcome {
     BadRequest,
     /// Not GET or HEAD: 405.
     MethodNotAllowed,
+    /// The origin does not publish the path (or it is a directory): 404.
+    NotFound,
+    /// Sent to the fallback by rule (`never_redirect`, `min_redirect_size`, directories).
+    Origin,
+    /// A `?sha256` answer.
+    Hash,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Redirect,
         Outcome::Fallback,
         Outcome::NoMirror,
         Outcome::BadRequest,
         Outcome::MethodNotAllowed,
+        Outcome::NotFound,
+        Outcome::Origin,
+        Outcome::Hash,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -40,6 +49,9 @@ impl Outcome {
             Outcome::NoMirror => "no_mirror",
             Outcome::BadRequest => "bad_request",
             Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::NotFound => "not_found",
+            Outcome::Origin => "origin",
+            Outcome::Hash => "hash",
         }
     }
 }
@@ -70,6 +82,9 @@ pub struct Metrics {
     geoip: [IntCounter; LookupOutcome::ALL.len()],
     reloads: IntCounterVec,
     pub snapshot_generation: IntGauge,
+    mirror_lag: prometheus::GaugeVec,
+    pub origin_files: IntGauge,
+    ondemand: IntCounterVec,
     pub ready: IntGauge,
 }
 
@@ -191,8 +206,33 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
+        let mirror_lag = must(prometheus::GaugeVec::new(
+            Opts::new(
+                "mirrorgate_mirror_lag_seconds",
+                "How far a mirror's last sync (its trace file) is behind the origin's last publication.",
+            ),
+            &["mirror"],
+        ));
+        reg(Box::new(mirror_lag.clone()));
+        let origin_files = must(IntGauge::new(
+            "mirrorgate_origin_files",
+            "Files in the origin's index.",
+        ));
+        reg(Box::new(origin_files.clone()));
+        let ondemand = must(IntCounterVec::new(
+            Opts::new(
+                "mirrorgate_ondemand_checks_total",
+                "On-demand checks of one file on one mirror, by result.",
+            ),
+            &["result"],
+        ));
+        reg(Box::new(ondemand.clone()));
+
         Metrics {
             registry,
+            mirror_lag,
+            origin_files,
+            ondemand,
             requests,
             request_duration,
             redirects,
@@ -240,11 +280,22 @@ impl Metrics {
         self.probes.with_label_values(&[mirror, result]).inc();
     }
 
+    pub fn set_mirror_lag(&self, mirror: &str, lag: std::time::Duration) {
+        self.mirror_lag
+            .with_label_values(&[mirror])
+            .set(lag.as_secs_f64());
+    }
+
+    pub fn ondemand(&self, result: &str) {
+        self.ondemand.with_label_values(&[result]).inc();
+    }
+
     /// Drops every series of a mirror that left the config.
     pub fn forget_mirror(&self, mirror: &str) {
         let _ = self.redirects.remove_label_values(&[mirror]);
         let _ = self.mirror_up.remove_label_values(&[mirror]);
         let _ = self.probe_duration.remove_label_values(&[mirror]);
+        let _ = self.mirror_lag.remove_label_values(&[mirror]);
         // Probe results are keyed by (mirror, result): remove every result seen.
         for r in PROBE_RESULTS {
             let _ = self.probes.remove_label_values(&[mirror, r]);

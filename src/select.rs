@@ -63,6 +63,14 @@ pub enum Reason {
     NotInCountries,
     CountryExcluded,
     NotInContinents,
+    /// Its last sync is further behind the origin than `max_lag`.
+    Lagging,
+    /// The file is newer than the mirror's last sync, and no check confirmed it yet.
+    NotSyncedYet,
+    /// A check found the file missing on the mirror.
+    Missing,
+    /// A check found the file on the mirror with another size.
+    SizeMismatch,
 }
 
 impl Reason {
@@ -76,6 +84,10 @@ impl Reason {
             Reason::NotInCountries => "not_in_countries",
             Reason::CountryExcluded => "country_excluded",
             Reason::NotInContinents => "not_in_continents",
+            Reason::Lagging => "lagging",
+            Reason::NotSyncedYet => "not_synced_yet",
+            Reason::Missing => "missing",
+            Reason::SizeMismatch => "size_mismatch",
         }
     }
 
@@ -90,6 +102,10 @@ impl Reason {
             Reason::NotInCountries => "serves only some countries, not the client's",
             Reason::CountryExcluded => "excludes the client's country",
             Reason::NotInContinents => "serves only some continents, not the client's",
+            Reason::Lagging => "too stale: its last sync is further behind the origin than max_lag",
+            Reason::NotSyncedYet => "the file is newer than its last sync and not confirmed there",
+            Reason::Missing => "the file is missing there (checked)",
+            Reason::SizeMismatch => "it has the file with another size (checked)",
         }
     }
 }
@@ -196,11 +212,23 @@ pub fn select<C: Candidate, R: Rng + ?Sized>(
     cfg: &SelectionConfig,
     rng: &mut R,
 ) -> Option<Ranking> {
+    select_for(mirrors, client, cfg, rng, |_| Reason::Eligible)
+}
+
+/// [`select`] for one file: `for_file(i)` says whether mirror `i`, eligible
+/// otherwise, may serve it (it is fresh, or known to have it).
+pub fn select_for<C: Candidate, R: Rng + ?Sized>(
+    mirrors: &[C],
+    client: &Client,
+    cfg: &SelectionConfig,
+    rng: &mut R,
+    for_file: impl Fn(usize) -> Reason,
+) -> Option<Ranking> {
     let mut eligible: Vec<(usize, f64)> = Vec::with_capacity(mirrors.len());
     let loc = located(client);
     let at = loc.and_then(|l| l.coords).map(UnitVector::from);
     for (i, c) in mirrors.iter().enumerate() {
-        if eligibility(c, client) == Reason::Eligible {
+        if eligibility(c, client) == Reason::Eligible && for_file(i) == Reason::Eligible {
             let cost = loc.map_or(0.0, |l| cost_at(c.mirror(), c.position(), l, at, cfg));
             eligible.push((i, cost));
         }
@@ -214,12 +242,16 @@ pub fn explain<C: Candidate, R: Rng + ?Sized>(
     client: &Client,
     cfg: &SelectionConfig,
     rng: &mut R,
+    for_file: impl Fn(usize) -> Reason,
 ) -> (Vec<Verdict>, Option<Ranking>) {
     let loc = located(client);
     let mut verdicts = Vec::with_capacity(mirrors.len());
     let mut eligible = Vec::new();
     for (i, c) in mirrors.iter().enumerate() {
-        let reason = eligibility(c, client);
+        let reason = match eligibility(c, client) {
+            Reason::Eligible => for_file(i),
+            other => other,
+        };
         let cost =
             (reason == Reason::Eligible).then(|| loc.map_or(0.0, |l| cost(c.mirror(), l, cfg)));
         if let Some(cost) = cost {
@@ -540,7 +572,9 @@ mod tests {
     fn explain_gives_a_reason_for_every_mirror() {
         let mut w = world();
         w[3].1 = HealthState::Down;
-        let (v, r) = explain(&w, &client("FR", 48.86, 2.35), &cfg(), &mut rng());
+        let (v, r) = explain(&w, &client("FR", 48.86, 2.35), &cfg(), &mut rng(), |_| {
+            Reason::Eligible
+        });
         assert_eq!(v.len(), 4);
         assert_eq!(v[3].reason, Reason::Down);
         assert!(v[0].in_band && v[0].reason == Reason::Eligible);

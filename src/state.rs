@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
+use crate::content::ContentIndex;
 use crate::geo::{GeoDb, UnitVector};
 use crate::health::{
     HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings,
@@ -35,6 +36,15 @@ pub struct MirrorEntry {
     pub position: Option<UnitVector>,
     /// `; geo=cc` for its `Link` headers (empty when the country is unknown).
     pub link_geo: Box<str>,
+    /// How far its last sync is behind the origin's last publication.
+    pub lag: Option<Duration>,
+}
+
+impl MirrorEntry {
+    /// True when `max_lag` takes this mirror out entirely.
+    pub fn lagging(&self, max_lag: Option<Duration>) -> bool {
+        matches!((self.lag, max_lag), (Some(lag), Some(max)) if lag > max)
+    }
 }
 
 impl MirrorEntry {
@@ -46,6 +56,7 @@ impl MirrorEntry {
                 .map(|c| format!("; geo={}", c.as_str().to_ascii_lowercase()))
                 .unwrap_or_default()
                 .into(),
+            lag: None,
             mirror,
             health,
             counters,
@@ -66,7 +77,7 @@ impl Candidate for MirrorEntry {
 }
 
 /// Everything a request needs, immutable.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Rises by one on every publication; tests and `/metrics` use it to wait for changes.
     pub generation: u64,
@@ -77,9 +88,38 @@ pub struct Snapshot {
     pub ready: bool,
     /// When the config in force was loaded.
     pub loaded_at: SystemTime,
+    /// The origin's files (empty when no origin source is configured).
+    pub content: Arc<ContentIndex>,
+    /// True once the first index has arrived.
+    pub content_loaded: bool,
+    /// The origin's last publication: the newest file of the index, or
+    /// without one the freshest sync any mirror reports. Lags count from it.
+    pub origin_published: Option<SystemTime>,
 }
 
 impl Snapshot {
+    fn new(loaded: &Loaded) -> Snapshot {
+        Snapshot {
+            generation: 0,
+            config: loaded.config.clone(),
+            geo: loaded.geo.clone(),
+            mirrors: Vec::new(),
+            ready: false,
+            loaded_at: SystemTime::now(),
+            content: Arc::new(ContentIndex::empty()),
+            content_loaded: false,
+            origin_published: None,
+        }
+    }
+
+    /// True when an origin index is configured (even while still empty).
+    pub fn has_index(&self) -> bool {
+        self.config
+            .origin
+            .as_ref()
+            .is_some_and(|o| o.source.is_some())
+    }
+
     pub fn mirror(&self, name: &str) -> Option<&MirrorEntry> {
         self.mirrors.iter().find(|m| &*m.mirror.name == name)
     }
@@ -94,6 +134,7 @@ pub struct Loaded {
 
 enum Command {
     Install(Loaded, oneshot::Sender<u64>),
+    Content(Arc<ContentIndex>, oneshot::Sender<u64>),
     ProbeNow,
 }
 
@@ -118,14 +159,7 @@ impl State {
     pub fn start(loaded: Loaded, metrics: Metrics, client: ProbeClient) -> Arc<State> {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (generation, _) = watch::channel(0);
-        let first = Arc::new(Snapshot {
-            generation: 0,
-            config: loaded.config.clone(),
-            geo: loaded.geo.clone(),
-            mirrors: Vec::new(),
-            ready: false,
-            loaded_at: SystemTime::now(),
-        });
+        let first = Arc::new(Snapshot::new(&loaded));
         let state = Arc::new(State {
             current: ArcSwap::new(first),
             generation,
@@ -134,14 +168,7 @@ impl State {
         let mut owner = Owner {
             state: Arc::downgrade(&state),
             metrics,
-            snapshot: Snapshot {
-                generation: 0,
-                config: loaded.config.clone(),
-                geo: loaded.geo.clone(),
-                mirrors: Vec::new(),
-                ready: false,
-                loaded_at: SystemTime::now(),
-            },
+            snapshot: Snapshot::new(&loaded),
             prober: None,
             client,
             reports: mpsc::unbounded_channel().1,
@@ -174,6 +201,13 @@ impl State {
         rx.await.ok()
     }
 
+    /// Publishes a new index of the origin's files; returns the generation that carries it.
+    pub async fn set_content(&self, index: Arc<ContentIndex>) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Content(index, tx)).ok()?;
+        rx.await.ok()
+    }
+
     /// Asks for a probe of every mirror now.
     pub fn probe_now(&self) {
         let _ = self.commands.send(Command::ProbeNow);
@@ -198,6 +232,14 @@ impl Owner {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Install(loaded, reply)) => {
                         self.install(loaded);
+                        let generation = self.publish();
+                        let _ = reply.send(generation);
+                    }
+                    Some(Command::Content(index, reply)) => {
+                        self.metrics.origin_files.set(index.len() as i64);
+                        self.snapshot.content = index;
+                        self.snapshot.content_loaded = true;
+                        self.update_ready();
                         let generation = self.publish();
                         let _ = reply.send(generation);
                     }
@@ -244,6 +286,7 @@ impl Owner {
             self.metrics.forget_mirror(name);
         }
         let cfg = &loaded.config;
+        let trace_file = cfg.origin.as_ref().and_then(|o| o.trace_file.clone());
         let targets: Vec<ProbeTarget> = mirrors
             .iter()
             .filter(|e| e.mirror.enabled)
@@ -251,9 +294,10 @@ impl Owner {
                 mirror: e.mirror.name.clone(),
                 url: e.mirror.probe_url.clone(),
                 base: e.mirror.url.clone(),
-                // No config key names a trace file yet; `health::trace_url`
-                // builds it from the mirror's base once one does.
-                trace_url: None,
+                // The origin's trace file, as each mirror copies it.
+                trace_url: trace_file
+                    .as_deref()
+                    .and_then(|p| crate::health::trace_url(&e.mirror.url, p).ok()),
             })
             .collect();
         let settings = ProberSettings {
@@ -325,15 +369,36 @@ impl Owner {
         self.update_ready();
     }
 
-    /// Readiness latches once every enabled mirror has been probed once.
+    /// Readiness latches once every enabled mirror has been probed once and
+    /// the first index of the origin (when one is configured) has arrived.
     fn update_ready(&mut self) {
-        if !self.snapshot.ready {
+        if !self.snapshot.ready && (self.snapshot.content_loaded || !self.snapshot.has_index()) {
             self.snapshot.ready = self
                 .snapshot
                 .mirrors
                 .iter()
                 .filter(|e| e.mirror.enabled)
                 .all(|e| e.health.last_check.is_some());
+        }
+    }
+
+    /// Each mirror's lag behind the origin's last publication.
+    fn update_lags(&mut self) {
+        let s = &mut self.snapshot;
+        let newest_file = s
+            .content
+            .newest_mtime()
+            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+        let freshest_sync = s.mirrors.iter().filter_map(|e| e.health.last_sync).max();
+        s.origin_published = newest_file.or(freshest_sync);
+        for e in &mut s.mirrors {
+            e.lag = match (s.origin_published, e.health.last_sync) {
+                (Some(p), Some(m)) => Some(p.duration_since(m).unwrap_or(Duration::ZERO)),
+                _ => None,
+            };
+            if let Some(lag) = e.lag {
+                self.metrics.set_mirror_lag(&e.mirror.name, lag);
+            }
         }
     }
 
@@ -350,16 +415,9 @@ impl Owner {
             .snapshot_generation
             .set(self.snapshot.generation as i64);
         self.metrics.ready.set(i64::from(self.snapshot.ready));
-        let s = &self.snapshot;
-        state.current.store(Arc::new(Snapshot {
-            generation: s.generation,
-            config: s.config.clone(),
-            geo: s.geo.clone(),
-            mirrors: s.mirrors.clone(),
-            ready: s.ready,
-            loaded_at: s.loaded_at,
-        }));
-        state.generation.send_replace(s.generation);
-        s.generation
+        self.update_lags();
+        state.current.store(Arc::new(self.snapshot.clone()));
+        state.generation.send_replace(self.snapshot.generation);
+        self.snapshot.generation
     }
 }

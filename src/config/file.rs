@@ -30,6 +30,7 @@ pub(super) struct RawConfig {
     pub selection: Option<RawSelection>,
     pub limits: Option<RawLimits>,
     pub admin: Option<RawAdmin>,
+    pub origin: Option<RawOrigin>,
     pub mirrors: Option<Vec<RawMirror>>,
 }
 
@@ -111,6 +112,35 @@ pub(super) struct RawLimits {
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub max_connections: Option<i64>,
+}
+
+/// `origin:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOrigin {
+    pub root: Option<String>,
+    pub manifest: Option<String>,
+    pub rescan_interval: Option<String>,
+    pub hash_threads: Option<i64>,
+    pub hash_cache: Option<String>,
+    pub settle: Option<String>,
+    pub trace_file: Option<String>,
+    pub max_lag: Option<String>,
+    pub directories: Option<String>,
+    pub never_redirect: Option<Vec<String>>,
+    pub min_redirect_size: Option<i64>,
+    pub on_demand: Option<RawOnDemand>,
+}
+
+/// `origin.on_demand:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOnDemand {
+    pub timeout: Option<String>,
+    pub wait: Option<String>,
+    pub parallel: Option<i64>,
+    pub positive_ttl: Option<String>,
+    pub negative_ttl: Option<String>,
 }
 
 /// `admin:`

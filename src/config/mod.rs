@@ -11,6 +11,7 @@
 mod duration;
 mod file;
 mod mirror;
+mod origin;
 mod parse;
 mod sections;
 mod validate;
@@ -62,11 +63,76 @@ pub struct Config {
     pub selection: SelectionConfig,
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
+    /// What the origin publishes and how mirrors are known to have it; none:
+    /// every path is redirected, with no per-file checks.
+    pub origin: Option<OriginConfig>,
     pub mirrors: Vec<MirrorConfig>,
 }
 
 /// GeoIP database files, resolved against the config file's directory and
 /// checked to be readable at load time.
+/// Where the origin's file list comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OriginSource {
+    /// A local tree, walked and hashed in the background.
+    Root(PathBuf),
+    /// A manifest file (`mirrorgate manifest DIR`) on disk.
+    ManifestFile(PathBuf),
+    /// A manifest fetched over HTTP(S) with conditional requests.
+    ManifestUrl(Url),
+}
+
+/// What a request for a directory gets when the origin's index is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryPolicy {
+    NotFound,
+    Fallback,
+}
+
+/// `origin:`
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// None: no index (trace files and `max_lag` still apply).
+    pub source: Option<OriginSource>,
+    pub rescan_interval: Duration,
+    pub hash_threads: usize,
+    /// Where the hash cache lives (tree sources only).
+    pub hash_cache: Option<PathBuf>,
+    /// Files modified more recently than this are not hashed yet.
+    pub settle: Duration,
+    /// The origin's trace file, relative to each mirror's URL.
+    pub trace_file: Option<String>,
+    /// A mirror whose last sync is further behind the origin gets nothing.
+    pub max_lag: Option<Duration>,
+    pub directories: DirectoryPolicy,
+    /// Files that always go to the fallback (signatures, repository metadata).
+    pub never_redirect: Vec<String>,
+    /// Compiled `never_redirect`.
+    pub never_redirect_set: globset::GlobSet,
+    /// Smaller files go to the fallback too.
+    pub min_redirect_size: u64,
+    pub on_demand: OnDemandConfig,
+}
+
+/// `origin.on_demand:`: checking one file on one mirror while a request waits.
+#[derive(Debug, Clone)]
+pub struct OnDemandConfig {
+    pub timeout: Duration,
+    /// Longest a request waits for checks.
+    pub wait: Duration,
+    /// Candidates checked at once for one request.
+    pub parallel: usize,
+    pub positive_ttl: Duration,
+    pub negative_ttl: Duration,
+}
+
+impl OriginConfig {
+    /// True when `path` (decoded, no leading slash) must never leave the origin.
+    pub fn never_redirect(&self, path: &str) -> bool {
+        !self.never_redirect.is_empty() && self.never_redirect_set.is_match(path)
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GeoConfig {
     /// Location databases (City, Country or flat layout); several when IPv4 and IPv6 come apart.

@@ -22,11 +22,12 @@ use url::Url;
 
 use super::duration::parse_duration;
 use super::file::{OneOrMany, RawConfig, RawGeo};
+use super::origin;
 use super::sections::{admin, health, limits, selection};
-use super::ForwardedHeader;
 use super::{
     mirror, parse, Config, GeoConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
 };
+use super::{DirectoryPolicy, ForwardedHeader};
 
 /// One problem, with its place in the file (`mirrors[2].url`).
 #[derive(Debug, Clone, PartialEq)]
@@ -188,7 +189,7 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve(base: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() {
         p.to_path_buf()
@@ -226,6 +227,21 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
     let selection = selection(c, raw.selection.unwrap_or_default());
     let limits = limits(c, raw.limits.unwrap_or_default());
     let admin = admin(c, raw.admin.unwrap_or_default());
+    let origin = raw.origin.map(|o| origin::origin(c, o));
+    if let Some(o) = &origin {
+        if raw.fallback.is_none() && (!o.never_redirect.is_empty() || o.min_redirect_size > 0) {
+            c.err(
+                "origin",
+                "never_redirect and min_redirect_size send files to the fallback: set fallback (usually the origin)",
+            );
+        }
+        if raw.fallback.is_none() && o.directories == DirectoryPolicy::Fallback {
+            c.err(
+                "origin.directories",
+                "fallback needs a fallback URL: set fallback",
+            );
+        }
+    }
     let raw_mirrors = raw.mirrors.unwrap_or_default();
     // Counted on the raw list: a mirror with a bad field has its own error
     // and must not also trigger this one.
@@ -250,6 +266,7 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
         selection,
         limits,
         admin,
+        origin,
         mirrors,
     }
 }

@@ -1,10 +1,15 @@
 //! The download handler: one request in, one redirect (or a one-line error) out.
 //!
-//! It reads one snapshot, does no I/O and takes no lock. Its steps, in order:
-//! method -> path -> client address -> GeoIP -> selection -> response -> metrics.
+//! Its steps, in order: method -> path -> client address -> GeoIP -> what the
+//! origin says of the path -> selection -> response -> metrics. It reads one
+//! snapshot and takes no lock; the only I/O it may wait for is on-demand
+//! checks of a just-published file, bounded by `origin.on_demand.wait`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -13,66 +18,135 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::client_ip::{client_addr, TrustedProxies};
+use super::files::{self, Target};
 use super::path::CleanPath;
+use crate::content::{Checker, FileInfo};
 use crate::metrics::{Metrics, Outcome};
-use crate::select::{self, Client, Scheme};
+use crate::select::{self, Client, Reason, Scheme};
 use crate::state::{Snapshot, State};
+
+type Resp = Response<Full<Bytes>>;
 
 /// Answers public requests from the current snapshot.
 #[derive(Clone)]
 pub struct PublicHandler {
     state: Arc<State>,
     metrics: Metrics,
+    checker: Checker,
     /// The scheme of this listener, when no trusted proxy says otherwise.
     scheme: Scheme,
 }
 
+/// The answer to one request: ready at once, or after on-demand checks.
+pub struct HandleFuture(Inner);
+
+enum Inner {
+    Ready(Option<Resp>),
+    Later(Pin<Box<dyn Future<Output = Resp> + Send>>),
+}
+
+impl Future for HandleFuture {
+    type Output = Resp;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Resp> {
+        match &mut self.0 {
+            // Polled once by hyper; a second poll would be a bug, answered with a 500.
+            Inner::Ready(r) => Poll::Ready(
+                r.take()
+                    .unwrap_or_else(|| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+            ),
+            Inner::Later(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// A request that waits for on-demand checks before it is answered.
+struct Pending {
+    snap: Arc<Snapshot>,
+    client: Client,
+    path: CleanPath,
+    info: FileInfo,
+    reasons: Vec<Reason>,
+    check: Vec<usize>,
+}
+
+/// What the access log says of a request; taken only when that log is on.
+struct Access {
+    peer: SocketAddr,
+    forwarded_for: Option<String>,
+    method: Method,
+    path: String,
+}
+
 impl PublicHandler {
-    pub fn new(state: Arc<State>, metrics: Metrics, scheme: Scheme) -> Self {
+    pub fn new(state: Arc<State>, metrics: Metrics, checker: Checker, scheme: Scheme) -> Self {
         PublicHandler {
             state,
             metrics,
+            checker,
             scheme,
         }
     }
 
     /// Handles one request from `peer`.
-    pub fn handle<B>(&self, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
+    pub fn handle<B>(&self, peer: SocketAddr, req: &Request<B>) -> HandleFuture {
         let start = Instant::now();
+        // The access log: off unless `RUST_LOG=mirrorgate::access=debug`; then
+        // one line per request, written by the tracing subscriber, not here.
+        let access =
+            tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG).then(|| {
+                Access {
+                    peer,
+                    forwarded_for: req
+                        .headers()
+                        .get("x-forwarded-for")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                    method: req.method().clone(),
+                    path: req.uri().path().to_string(),
+                }
+            });
         let snap = self.state.load();
-        let (outcome, resp) = self.answer(&snap, peer, req);
+        match self.answer(&snap, peer, req) {
+            Ok((outcome, resp)) => HandleFuture(Inner::Ready(Some(
+                self.finish(start, outcome, resp, access),
+            ))),
+            Err(pending) => {
+                let this = self.clone();
+                HandleFuture(Inner::Later(Box::pin(async move {
+                    let (outcome, resp) = this.after_checks(pending).await;
+                    this.finish(start, outcome, resp, access)
+                })))
+            }
+        }
+    }
+
+    fn finish(&self, start: Instant, outcome: Outcome, resp: Resp, access: Option<Access>) -> Resp {
         self.metrics.request(outcome);
         self.metrics
             .request_duration
             .observe(start.elapsed().as_secs_f64());
-        // The access log: off unless `RUST_LOG=mirrorgate::access=debug`; then
-        // one line per request, written by the tracing subscriber, not here.
-        if tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG) {
-            let header = |name| {
-                resp.headers()
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-            };
+        if let Some(a) = access {
             tracing::debug!(
                 target: "mirrorgate::access",
-                %peer,
-                forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-                method = %req.method(),
-                path = req.uri().path(),
+                peer = %a.peer,
+                forwarded_for = a.forwarded_for,
+                method = %a.method,
+                path = a.path,
                 status = resp.status().as_u16(),
                 outcome = outcome.as_str(),
-                location = header(header::LOCATION),
+                location = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()),
             );
         }
         resp
     }
 
+    /// Answers at once, or returns what must be checked first.
     fn answer<B>(
         &self,
-        snap: &Snapshot,
+        snap: &Arc<Snapshot>,
         peer: SocketAddr,
         req: &Request<B>,
-    ) -> (Outcome, Response<Full<Bytes>>) {
+    ) -> Result<(Outcome, Resp), Box<Pending>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut resp = text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -80,18 +154,26 @@ impl PublicHandler {
             );
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return (Outcome::MethodNotAllowed, resp);
+            return Ok((Outcome::MethodNotAllowed, resp));
         }
         let cfg = &snap.config;
         let path = match CleanPath::parse(req.uri().path(), cfg.limits.max_path_bytes) {
             Ok(p) => p,
             Err(e) => {
-                return (
+                return Ok((
                     Outcome::BadRequest,
                     text(StatusCode::BAD_REQUEST, &e.to_string()),
-                )
+                ))
             }
         };
+        let target = files::classify(snap, &path);
+        if req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|k| k == "sha256"))
+        {
+            return Ok(sha256_answer(&target, &path));
+        }
         let addr = client_addr(
             peer.ip(),
             req.headers(),
@@ -105,24 +187,186 @@ impl PublicHandler {
             location,
             scheme: addr.scheme,
         };
-        let ranking = select::select(&snap.mirrors, &client, &cfg.selection, &mut rand::rng());
-        match ranking {
-            Some(r) => (Outcome::Redirect, redirect_to_mirror(snap, &r.order, &path)),
-            None => match &cfg.fallback {
-                Some(base) => {
-                    let target = format!("{}{}", base.as_str(), path.encoded());
-                    (Outcome::Fallback, redirect(cfg.redirect_status, target))
-                }
-                None => {
-                    let mut resp = text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no mirror can serve this file right now; try again later",
-                    );
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-                    (Outcome::NoMirror, resp)
-                }
-            },
+        let info = match target {
+            Target::Any => {
+                let ranking =
+                    select::select(&snap.mirrors, &client, &cfg.selection, &mut rand::rng());
+                return Ok(respond(snap, ranking.map(|r| r.order), &path, None));
+            }
+            Target::NotFound => {
+                return Ok((
+                    Outcome::NotFound,
+                    text(StatusCode::NOT_FOUND, "no such file on this site"),
+                ))
+            }
+            Target::Directory => {
+                return Ok((
+                    Outcome::NotFound,
+                    text(
+                        StatusCode::NOT_FOUND,
+                        "this is a directory; ask for a file in it",
+                    ),
+                ))
+            }
+            Target::Origin(info) => {
+                return Ok(to_fallback(snap, &path, info.as_ref(), Outcome::Origin))
+            }
+            Target::File(info) => info,
+        };
+        let now = self.checker.now();
+        let reasons: Vec<Reason> = snap
+            .mirrors
+            .iter()
+            .map(|e| files::verdict(snap, e, path.as_str(), &info, &self.checker, now))
+            .collect();
+        let ranking = select::select_for(
+            &snap.mirrors,
+            &client,
+            &cfg.selection,
+            &mut rand::rng(),
+            |i| reasons[i],
+        );
+        let parallel = cfg.origin.as_ref().map_or(0, |o| o.on_demand.parallel);
+        let check = files::worth_checking(
+            snap,
+            &client,
+            &reasons,
+            ranking.as_ref().map(|r| r.chosen()),
+            parallel,
+        );
+        if check.is_empty() {
+            return Ok(respond(snap, ranking.map(|r| r.order), &path, Some(&info)));
+        }
+        Err(Box::new(Pending {
+            snap: snap.clone(),
+            client,
+            path,
+            info,
+            reasons,
+            check,
+        }))
+    }
+
+    /// Checks the pending mirrors (bounded in time), then answers from what is known.
+    async fn after_checks(&self, p: Box<Pending>) -> (Outcome, Resp) {
+        let (wait, parallel) = p
+            .snap
+            .config
+            .origin
+            .as_ref()
+            .map_or((std::time::Duration::ZERO, 1), |o| {
+                (o.on_demand.wait, o.on_demand.parallel)
+            });
+        let requests = files::check_requests(&p.snap, &p.check, &p.path, &p.info);
+        let results = self.checker.check_many(requests, wait, parallel).await;
+        let p = *p;
+        let mut reasons = p.reasons;
+        for (k, presence) in results {
+            if let Some(&i) = p.check.get(k) {
+                self.metrics.ondemand(presence.as_str());
+                reasons[i] = files::presence_reason(Some(presence));
+            }
+        }
+        let snap = &p.snap;
+        let ranking = select::select_for(
+            &snap.mirrors,
+            &p.client,
+            &snap.config.selection,
+            &mut rand::rng(),
+            |i| reasons[i],
+        );
+        respond(snap, ranking.map(|r| r.order), &p.path, Some(&p.info))
+    }
+}
+
+/// A redirect to the ranked mirrors, or the fallback, or 503.
+fn respond(
+    snap: &Snapshot,
+    order: Option<Vec<usize>>,
+    path: &CleanPath,
+    info: Option<&FileInfo>,
+) -> (Outcome, Resp) {
+    match order {
+        Some(order) => {
+            let mut resp = redirect_to_mirror(snap, &order, path);
+            add_digest(&mut resp, info);
+            (Outcome::Redirect, resp)
+        }
+        None => to_fallback(snap, path, info, Outcome::Fallback),
+    }
+}
+
+/// A redirect to the fallback, or 503 without one.
+fn to_fallback(
+    snap: &Snapshot,
+    path: &CleanPath,
+    info: Option<&FileInfo>,
+    outcome: Outcome,
+) -> (Outcome, Resp) {
+    match &snap.config.fallback {
+        Some(base) => {
+            let target = format!("{}{}", base.as_str(), path.encoded());
+            let mut resp = redirect(snap.config.redirect_status, target);
+            add_digest(&mut resp, info);
+            (outcome, resp)
+        }
+        None => {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no mirror can serve this file right now; try again later",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            (Outcome::NoMirror, resp)
+        }
+    }
+}
+
+fn add_digest(resp: &mut Resp, info: Option<&FileInfo>) {
+    for (name, value) in files::digest_headers(info) {
+        resp.headers_mut().insert(name, value);
+    }
+}
+
+/// `GET /path?sha256`: the hash in the format `sha256sum -c` reads.
+fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
+    let info = match target {
+        Target::File(info) | Target::Origin(Some(info)) => info,
+        Target::Any => {
+            return (
+                Outcome::NotFound,
+                text(
+                    StatusCode::NOT_FOUND,
+                    "no origin index is configured: hashes are not known",
+                ),
+            )
+        }
+        _ => {
+            return (
+                Outcome::NotFound,
+                text(StatusCode::NOT_FOUND, "no such file on this site"),
+            )
+        }
+    };
+    match &info.sha256 {
+        Some(hash) => {
+            let mut resp = Response::new(Full::new(Bytes::from(files::sha256_line(path, hash))));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            (Outcome::Hash, resp)
+        }
+        None => {
+            let mut resp = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hash of this file is not computed yet; try again later",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            (Outcome::NoMirror, resp)
         }
     }
 }

@@ -4,8 +4,9 @@
 
 pub mod client_ip;
 mod download;
+mod files;
 pub mod path;
 mod server;
 
-pub use download::PublicHandler;
+pub use download::{HandleFuture, PublicHandler};
 pub use server::{serve, ServeOptions};

@@ -64,8 +64,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
         let svc = service_fn(move |req| {
-            let resp = h.handle(peer, &req);
-            std::future::ready(Ok::<_, Infallible>(resp))
+            let answer = h.handle(peer, &req);
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);

@@ -1,0 +1,179 @@
+//! Per-file decisions on the request path: what the origin says of a path
+//! (unknown, a directory, a file that never leaves the origin, a file), and
+//! whether each mirror may serve that file (fresh enough, or known to have it).
+//!
+//! Pure functions of the snapshot and the on-demand checker's cache; the only
+//! waiting (for on-demand checks) is done by the caller, bounded by
+//! `origin.on_demand.wait`.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use http::header::{HeaderName, HeaderValue};
+
+use super::path::CleanPath;
+use crate::config::DirectoryPolicy;
+use crate::content::{CheckRequest, Checker, FileInfo, Presence};
+use crate::select::{self, Client, Reason};
+use crate::state::{MirrorEntry, Snapshot};
+
+/// What the origin says of a requested path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Target {
+    /// No origin index: every path may be redirected (freshness unknown).
+    Any,
+    /// Served by the fallback only (`never_redirect`, `min_redirect_size`, or
+    /// a directory with `directories: fallback`); the file, when known, for its digest.
+    Origin(Option<FileInfo>),
+    /// The origin does not publish it.
+    NotFound,
+    /// A directory, with `directories: not_found`.
+    Directory,
+    /// A file the origin publishes.
+    File(FileInfo),
+}
+
+/// Classifies `path` against the origin's index and rules.
+pub(super) fn classify(snap: &Snapshot, path: &CleanPath) -> Target {
+    let Some(origin) = snap.config.origin.as_ref() else {
+        return Target::Any;
+    };
+    let p = path.as_str();
+    let never = origin.never_redirect(p.trim_end_matches('/'));
+    if !snap.has_index() || !snap.content_loaded {
+        // Before the first index arrives nothing can be said per file: the
+        // fallback when there is one, else mirrors as without an index.
+        if never || (snap.has_index() && snap.config.fallback.is_some()) {
+            return Target::Origin(None);
+        }
+        return Target::Any;
+    }
+    match snap.content.lookup(p) {
+        Some((_, info)) if never || info.size < origin.min_redirect_size => {
+            Target::Origin(Some(info))
+        }
+        Some((_, info)) => Target::File(info),
+        None if path.is_root() || snap.content.is_dir(p) => match origin.directories {
+            DirectoryPolicy::Fallback => Target::Origin(None),
+            DirectoryPolicy::NotFound => Target::Directory,
+        },
+        None if never => Target::Origin(None),
+        None => Target::NotFound,
+    }
+}
+
+/// Whether mirror `e` may serve `info`: lag first, then freshness (its last
+/// sync is newer than the file), then what on-demand checks found.
+pub(super) fn verdict(
+    snap: &Snapshot,
+    e: &MirrorEntry,
+    path: &str,
+    info: &FileInfo,
+    checker: &Checker,
+    now: Instant,
+) -> Reason {
+    let max_lag = snap.config.origin.as_ref().and_then(|o| o.max_lag);
+    if e.lagging(max_lag) {
+        return Reason::Lagging;
+    }
+    if let Some(sync) = e.health.last_sync {
+        let synced = sync
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if synced >= info.mtime {
+            return Reason::Eligible;
+        }
+    }
+    presence_reason(checker.cached(&e.mirror.name, path, info, now))
+}
+
+pub(super) fn presence_reason(p: Option<Presence>) -> Reason {
+    match p {
+        Some(Presence::Present) => Reason::Eligible,
+        Some(Presence::Missing) => Reason::Missing,
+        Some(Presence::SizeMismatch { .. }) => Reason::SizeMismatch,
+        Some(Presence::Unknown) | None => Reason::NotSyncedYet,
+    }
+}
+
+/// The mirrors worth checking now for this request: eligible but for this
+/// file, not known either way, and better placed than the mirror chosen
+/// without them (or any, when none was). Best first, at most `parallel`.
+pub(super) fn worth_checking(
+    snap: &Snapshot,
+    client: &Client,
+    reasons: &[Reason],
+    chosen: Option<usize>,
+    parallel: usize,
+) -> Vec<usize> {
+    let cfg = &snap.config.selection;
+    let loc = client.location.as_ref().filter(|l| l.coords.is_some());
+    let cost = |i: usize| match loc {
+        Some(l) => select::cost(&snap.mirrors[i].mirror, l, cfg),
+        // Unknown client: prefer capacity.
+        None => 1.0 / f64::from(snap.mirrors[i].mirror.weight.max(1)),
+    };
+    let limit = chosen.map_or(f64::INFINITY, cost);
+    let mut out: Vec<(usize, f64)> = reasons
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            **r == Reason::NotSyncedYet
+                && select::eligibility(&snap.mirrors[*i], client) == Reason::Eligible
+        })
+        .map(|(i, _)| (i, cost(i)))
+        .filter(|(_, c)| *c < limit)
+        .collect();
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out.truncate(parallel);
+    out.into_iter().map(|(i, _)| i).collect()
+}
+
+/// The check requests for these mirrors.
+pub(super) fn check_requests(
+    snap: &Snapshot,
+    mirrors: &[usize],
+    path: &CleanPath,
+    info: &FileInfo,
+) -> Vec<CheckRequest> {
+    mirrors
+        .iter()
+        .map(|&i| {
+            let m = &snap.mirrors[i].mirror;
+            CheckRequest {
+                mirror: m.name.clone(),
+                base: m.url.clone(),
+                path_encoded: path.encoded().to_string(),
+                path: path.as_str().to_string(),
+                info: *info,
+            }
+        })
+        .collect()
+}
+
+/// `Digest` (RFC 3230) and `Repr-Digest` (RFC 9530) headers for a known hash.
+pub(super) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
+    let Some(hash) = info.and_then(|i| i.sha256) else {
+        return Vec::new();
+    };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
+    let mut out = Vec::with_capacity(2);
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256={b64}")) {
+        out.push((HeaderName::from_static("digest"), v));
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+        out.push((HeaderName::from_static("repr-digest"), v));
+    }
+    out
+}
+
+/// The `?sha256` answer: one line in the format `sha256sum -c` reads.
+pub(super) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
+    let name = path.as_str().rsplit('/').next().unwrap_or("");
+    let mut hex = String::with_capacity(64);
+    for b in hash {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    format!("{hex}  {name}\n")
+}
