@@ -272,3 +272,64 @@ where
     })
     .await
 }
+
+/// A fake mirror with a file tree under `/pub/`: GET and HEAD answer with the
+/// file (and its `Content-Length`), 404 otherwise. Files can change at any time.
+pub struct TreeMirror {
+    pub addr: SocketAddr,
+    files: Arc<std::sync::Mutex<std::collections::HashMap<String, Bytes>>>,
+    hits: Arc<std::sync::Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl TreeMirror {
+    pub async fn start() -> TreeMirror {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tree mirror");
+        let addr = listener.local_addr().unwrap();
+        let files: Arc<std::sync::Mutex<std::collections::HashMap<String, Bytes>>> = Arc::default();
+        let hits: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let (f, h) = (files.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (f, h) = (f.clone(), h.clone());
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let path = req.uri().path().to_string();
+                    h.lock().unwrap().push(path.clone());
+                    let rel = path.strip_prefix("/pub/").unwrap_or("");
+                    let body = if rel.is_empty() { Some(Bytes::from_static(b"index\n")) } else { f.lock().unwrap().get(rel).cloned() };
+                    let r = match body {
+                        Some(b) => Response::new(Full::new(b)),
+                        None => {
+                            let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+                            *r.status_mut() = StatusCode::NOT_FOUND;
+                            r
+                        }
+                    };
+                    std::future::ready(Ok::<_, Infallible>(r))
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
+            }
+        });
+        TreeMirror { addr, files, hits, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/pub/", self.addr)
+    }
+
+    pub fn put(&self, path: &str, body: impl Into<Bytes>) {
+        self.files.lock().unwrap().insert(path.to_string(), body.into());
+    }
+
+    /// How many requests asked for this path (under `/pub/`).
+    pub fn hits_of(&self, path: &str) -> usize {
+        let want = format!("/pub/{path}");
+        self.hits.lock().unwrap().iter().filter(|p| **p == want).count()
+    }
+}
+
+impl Drop for TreeMirror {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
