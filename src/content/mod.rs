@@ -3,13 +3,23 @@
 //! - `index.rs`: the compact, immutable [`ContentIndex`] of the origin's files
 //!   (path, size, modification time, SHA-256), looked up on the request path.
 //! - `manifest.rs`: the manifest format (`mirrorgate manifest DIR`) and its parser.
-//! - `tree.rs`: walking a local origin tree, hashing in the background with a
-//!   bounded number of threads and an on-disk cache.
+//! - `tree.rs`: walking a local origin tree (which files, which are left out).
+//! - `hasher.rs`: SHA-256 in the background on a bounded number of threads,
+//!   never of a half-written file.
+//! - `hashcache.rs`: hashes already computed, on disk, across restarts.
+//! - `indexer.rs`: the long-running task that keeps an index fresh from a
+//!   tree or a manifest (local file or URL) and publishes it.
 //! - `ondemand.rs`: checking one file on one mirror (HEAD, compare size), cached with a TTL.
 //! - `fileset.rs`: per-mirror knowledge as bitsets over file ids.
 //!
 //! Nothing here touches the snapshot: new indexes go to the state owner.
 
+pub mod hashcache;
+pub mod hasher;
 mod index;
+pub mod manifest;
+pub mod tree;
 
-pub use index::{ContentIndex, FileId, FileInfo, IndexBuilder, IndexError};
+pub use index::{is_clean_path, ContentIndex, FileId, FileInfo, IndexBuilder, IndexError};
+pub use manifest::{parse_manifest, write_manifest, ManifestError};
+pub use tree::{walk, TreeError};
