@@ -7,6 +7,8 @@
 //! - `hasher.rs`: SHA-256 in the background on a bounded number of threads,
 //!   never of a half-written file.
 //! - `hashcache.rs`: hashes already computed, on disk, across restarts.
+//! - `fetch.rs`: getting a manifest when it changed (local file, or URL with
+//!   a conditional GET), bounded in time and size.
 //! - `indexer.rs`: the long-running task that keeps an index fresh from a
 //!   tree or a manifest (local file or URL) and publishes it.
 //! - `ondemand.rs`: checking one file on one mirror (HEAD, compare size), cached with a TTL.
@@ -14,12 +16,16 @@
 //!
 //! Nothing here touches the snapshot: new indexes go to the state owner.
 
+pub mod fetch;
 pub mod hashcache;
 pub mod hasher;
 mod index;
+pub mod indexer;
 pub mod manifest;
 pub mod tree;
 
+pub use fetch::{FetchOptions, PathOrUrl};
 pub use index::{is_clean_path, ContentIndex, FileId, FileInfo, IndexBuilder, IndexError};
+pub use indexer::{IndexerStats, OriginSource};
 pub use manifest::{parse_manifest, write_manifest, ManifestError};
 pub use tree::{walk, TreeError};
