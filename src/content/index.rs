@@ -131,6 +131,17 @@ impl ContentIndex {
         self.hashed
     }
 
+    /// Approximate heap bytes held by this index (shared columns included).
+    pub fn heap_bytes(&self) -> usize {
+        let f = &*self.files;
+        f.arena.capacity()
+            + f.starts.capacity() * 8
+            + f.sizes.capacity() * 8
+            + f.mtimes.capacity() * 8
+            + f.table.allocation_size()
+            + self.hashes.capacity() * std::mem::size_of::<Option<[u8; 32]>>()
+    }
+
     /// The sum of every file's size.
     pub fn total_bytes(&self) -> u64 {
         self.files.sizes.iter().sum()
@@ -175,10 +186,7 @@ impl ContentIndex {
         // the first path not less than `dir/`; compare against `dir` then `/`
         // rather than build `dir/` (no allocation).
         let files = &*self.files;
-        let slash = std::iter::once(b'/');
-        let first = partition_point(self.len(), |i| {
-            files.path(i).bytes().lt(dir.bytes().chain(slash.clone()))
-        });
+        let first = partition_point(self.len(), |i| below_dir(files.path(i), dir));
         first < self.len() && {
             let p = files.path(first);
             p.len() > dir.len() + 1
@@ -226,6 +234,18 @@ impl ContentIndex {
             hashes: column,
             hashed,
         }
+    }
+}
+
+/// True when `path` sorts before `dir` followed by `/` (bytewise).
+fn below_dir(path: &str, dir: &str) -> bool {
+    let (p, d) = (path.as_bytes(), dir.as_bytes());
+    let n = p.len().min(d.len());
+    match p[..n].cmp(&d[..n]) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        // `path` is `dir` or a prefix of it: shorter than `dir/`, so before it.
+        std::cmp::Ordering::Equal => p.get(d.len()).is_none_or(|&b| b < b'/'),
     }
 }
 
