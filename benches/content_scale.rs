@@ -6,7 +6,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use mirrorgate::content::indexer::build_from_walk;
 use mirrorgate::content::manifest::{parse_manifest, write_index};
+use mirrorgate::content::tree::{FileStat, Walk};
 use mirrorgate::content::{walk, ContentIndex, FileId, FileInfo, IndexBuilder};
 
 fn rss_kib() -> u64 {
@@ -18,6 +20,23 @@ fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Peak resident memory since the last `reset_peak`.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Linux: "5" resets the peak resident size to the current one.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn mib(kib: u64) -> f64 {
@@ -108,6 +127,7 @@ fn main() {
     let index = b.build();
     let build = t.elapsed();
     let rss_built = rss_kib();
+    let peak_build = peak_kib();
     println!(
         "index: {} files, {:.1} MiB of paths (avg {} B); build {:.2} s",
         index.len(),
@@ -116,10 +136,11 @@ fn main() {
         build.as_secs_f64()
     );
     println!(
-        "  resident: {:.1} MiB before, {:.1} MiB after build (+{:.1} MiB); index heap {:.1} MiB",
+        "  resident: {:.1} MiB before, {:.1} MiB after build (+{:.1} MiB, peak {:.1} MiB); index heap {:.1} MiB",
         mib(rss0),
         mib(rss_built),
         mib(rss_built.saturating_sub(rss0)),
+        mib(peak_build),
         index.heap_bytes() as f64 / 1048576.0
     );
 
@@ -170,15 +191,40 @@ fn main() {
     let Ok(text) = String::from_utf8(text) else {
         return;
     };
+    // A reload: the old index is still served while the new one is parsed.
+    reset_peak();
     let t = Instant::now();
     let parsed = parse_manifest(&text).map(|i| i.len());
     println!(
-        "  manifest: {:.0} MiB written in {:.2} s, parsed in {:.2} s ({parsed:?} files)",
+        "  manifest: {:.0} MiB written in {:.2} s, parsed in {:.2} s ({parsed:?} files); peak resident during the reload {:.1} MiB",
         text.len() as f64 / 1048576.0,
         write.as_secs_f64(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        mib(peak_kib())
     );
     drop(text);
+
+    // A re-walk of the same tree: the walk's list, the old index and the new one.
+    let mut w = Walk::default();
+    for (_, path, info) in hashed.iter() {
+        let stat = FileStat {
+            size: info.size,
+            mtime: info.mtime,
+        };
+        w.files.push((path.to_owned(), stat));
+    }
+    let rss_walk = rss_kib();
+    reset_peak();
+    let t = Instant::now();
+    let (rewalked, to_hash) = build_from_walk(w, &hashed);
+    println!(
+        "  re-walk index build: {:.2} s, {} to hash; resident {:.1} MiB with the walk's list, peak {:.1} MiB",
+        t.elapsed().as_secs_f64(),
+        to_hash.len(),
+        mib(rss_walk),
+        mib(peak_kib())
+    );
+    drop(rewalked);
     drop(hashed);
 
     if walk_n == 0 {

@@ -263,13 +263,18 @@ fn partition_point(len: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
     lo
 }
 
-/// Collects files, then builds the index.
+/// Collects files, then builds the index. It holds the same columns as the
+/// index (one arena, offsets, sizes, times, hashes), so that building from
+/// files already in path order copies nothing.
 #[derive(Default)]
 pub struct IndexBuilder {
     arena: String,
-    /// `(start, end)` in `arena`, in push order.
-    spans: Vec<(u64, u64)>,
-    infos: Vec<FileInfo>,
+    /// Start of each path in `arena`, in push order; a path ends where the
+    /// next starts.
+    starts: Vec<u64>,
+    sizes: Vec<u64>,
+    mtimes: Vec<i64>,
+    hashes: Vec<Option<[u8; 32]>>,
     /// Push-order ids by path hash: refuses duplicates as they come.
     seen: HashTable<u32>,
     hasher: DefaultHashBuilder,
@@ -278,9 +283,24 @@ pub struct IndexBuilder {
 impl fmt::Debug for IndexBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IndexBuilder")
-            .field("files", &self.infos.len())
+            .field("files", &self.len())
             .finish()
     }
+}
+
+/// `col` in the order of `order`.
+fn permute<T: Copy>(order: &[u32], col: &[T]) -> Vec<T> {
+    order
+        .iter()
+        .filter_map(|&o| col.get(o as usize).copied())
+        .collect()
+}
+
+/// Path `i` of a builder's arena.
+fn span<'a>(arena: &'a str, starts: &[u64], i: usize) -> &'a str {
+    let s = starts.get(i).map_or(arena.len(), |&s| s as usize);
+    let e = starts.get(i + 1).map_or(arena.len(), |&e| e as usize);
+    arena.get(s..e).unwrap_or("")
 }
 
 impl IndexBuilder {
@@ -292,8 +312,10 @@ impl IndexBuilder {
     pub fn with_capacity(files: usize, path_bytes: usize) -> Self {
         IndexBuilder {
             arena: String::with_capacity(path_bytes),
-            spans: Vec::with_capacity(files),
-            infos: Vec::with_capacity(files),
+            starts: Vec::with_capacity(files + 1),
+            sizes: Vec::with_capacity(files),
+            mtimes: Vec::with_capacity(files),
+            hashes: Vec::with_capacity(files),
             seen: HashTable::with_capacity(files),
             hasher: DefaultHashBuilder::default(),
         }
@@ -305,87 +327,73 @@ impl IndexBuilder {
         if !is_clean_path(path) {
             return Err(IndexError::BadPath(path.to_owned()));
         }
-        let id = u32::try_from(self.infos.len()).map_err(|_| IndexError::TooManyFiles)?;
+        let id = u32::try_from(self.sizes.len()).map_err(|_| IndexError::TooManyFiles)?;
         if id == u32::MAX {
             return Err(IndexError::TooManyFiles);
         }
         let h = self.hasher.hash_one(path);
-        let (arena, spans) = (&self.arena, &self.spans);
-        let span_str = |i: u32| {
-            let (s, e) = spans[i as usize];
-            &arena[s as usize..e as usize]
-        };
-        if self.seen.find(h, |&i| span_str(i) == path).is_some() {
+        let (arena, starts) = (&self.arena, &self.starts);
+        if self
+            .seen
+            .find(h, |&i| span(arena, starts, i as usize) == path)
+            .is_some()
+        {
             return Err(IndexError::Duplicate(path.to_owned()));
         }
-        let start = self.arena.len() as u64;
+        self.starts.push(self.arena.len() as u64);
         self.arena.push_str(path);
-        self.spans.push((start, self.arena.len() as u64));
-        self.infos.push(info);
-        let (arena, spans, hasher) = (&self.arena, &self.spans, &self.hasher);
-        self.seen.insert_unique(h, id, |&i| {
-            let (s, e) = spans[i as usize];
-            hasher.hash_one(&arena[s as usize..e as usize])
-        });
+        self.sizes.push(info.size);
+        self.mtimes.push(info.mtime);
+        self.hashes.push(info.sha256);
+        let (arena, starts, hasher) = (&self.arena, &self.starts, &self.hasher);
+        self.seen
+            .insert_unique(h, id, |&i| hasher.hash_one(span(arena, starts, i as usize)));
         Ok(FileId(id))
     }
 
     pub fn len(&self) -> usize {
-        self.infos.len()
+        self.sizes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.infos.is_empty()
+        self.sizes.is_empty()
     }
 
     pub fn build(self) -> ContentIndex {
         let IndexBuilder {
             arena,
-            spans,
-            infos,
+            mut starts,
+            sizes,
+            mtimes,
+            hashes,
             mut seen,
             hasher,
         } = self;
-        let span_str = |i: usize| {
-            let (s, e) = spans[i];
-            &arena[s as usize..e as usize]
-        };
-        let n = infos.len();
+        let n = sizes.len();
         // Push order is usually path order already (manifests and walks are
-        // sorted): then the arena and the table are kept as they are.
-        let sorted = (1..n).all(|i| span_str(i - 1) < span_str(i));
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        if !sorted {
-            order.sort_unstable_by(|&a, &b| span_str(a as usize).cmp(span_str(b as usize)));
-        }
-
-        let mut new_arena = String::new();
-        let mut starts = Vec::with_capacity(n + 1);
-        let (arena, mut hashes, mut sizes, mut mtimes) = if sorted {
-            starts.extend(spans.iter().map(|&(s, _)| s));
+        // sorted): then every column is kept as it is.
+        let sorted = (1..n).all(|i| span(&arena, &starts, i - 1) < span(&arena, &starts, i));
+        let (mut arena, mut starts, mut sizes, mut mtimes, mut hashes) = if sorted {
             starts.push(arena.len() as u64);
-            (
-                arena,
-                infos.iter().map(|i| i.sha256).collect::<Vec<_>>(),
-                infos.iter().map(|i| i.size).collect::<Vec<_>>(),
-                infos.iter().map(|i| i.mtime).collect::<Vec<_>>(),
-            )
+            (arena, starts, sizes, mtimes, hashes)
         } else {
-            new_arena.reserve_exact(arena.len());
-            let (mut hashes, mut sizes, mut mtimes) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                span(&arena, &starts, a as usize).cmp(span(&arena, &starts, b as usize))
+            });
+            let mut new_arena = String::with_capacity(arena.len());
+            let mut new_starts = Vec::with_capacity(n + 1);
             for &old in &order {
-                starts.push(new_arena.len() as u64);
-                new_arena.push_str(span_str(old as usize));
-                let info = infos[old as usize];
-                hashes.push(info.sha256);
-                sizes.push(info.size);
-                mtimes.push(info.mtime);
+                new_starts.push(new_arena.len() as u64);
+                new_arena.push_str(span(&arena, &starts, old as usize));
             }
-            starts.push(new_arena.len() as u64);
+            new_starts.push(new_arena.len() as u64);
+            drop(arena);
+            let (sizes, mtimes, hashes) = (
+                permute(&order, &sizes),
+                permute(&order, &mtimes),
+                permute(&order, &hashes),
+            );
             // The table keeps every hash; only the ids it holds change.
             let mut new_id = vec![0u32; n];
             for (new, &old) in order.iter().enumerate() {
@@ -394,18 +402,14 @@ impl IndexBuilder {
             for id in seen.iter_mut() {
                 *id = new_id[*id as usize];
             }
-            (new_arena, hashes, sizes, mtimes)
+            (new_arena, new_starts, sizes, mtimes, hashes)
         };
-        hashes.shrink_to_fit();
+        arena.shrink_to_fit();
+        starts.shrink_to_fit();
         sizes.shrink_to_fit();
         mtimes.shrink_to_fit();
-        let mut arena = arena;
-        arena.shrink_to_fit();
-        seen.shrink_to_fit(|&id| {
-            let i = id as usize;
-            let (s, e) = (starts[i] as usize, starts[i + 1] as usize);
-            hasher.hash_one(&arena[s..e])
-        });
+        hashes.shrink_to_fit();
+        seen.shrink_to_fit(|&id| hasher.hash_one(span(&arena, &starts, id as usize)));
         let hashed = hashes.iter().filter(|h| h.is_some()).count();
         let newest_mtime = mtimes.iter().copied().max();
         ContentIndex {

@@ -311,7 +311,7 @@ impl TreeIndexer {
         let root = self.root.clone();
         let previous = Arc::clone(&self.current);
         let built = tokio::task::spawn_blocking(move || {
-            tree::walk(&root).map(|walk| build_from_walk(&walk, &previous))
+            tree::walk(&root).map(|walk| build_from_walk(walk, &previous))
         })
         .await;
         self.out.stats.checks += 1;
@@ -408,27 +408,28 @@ impl TreeIndexer {
 }
 
 /// The index of a walk, with the hashes `previous` knows for files of the
-/// same size and time, and the paths still to hash.
-pub fn build_from_walk(walk: &Walk, previous: &ContentIndex) -> (ContentIndex, Vec<String>) {
+/// same size and time, and the paths still to hash. Consumes the walk so
+/// that its strings are freed as the index grows (a lower peak).
+pub fn build_from_walk(walk: Walk, previous: &ContentIndex) -> (ContentIndex, Vec<String>) {
     let path_bytes = walk.files.iter().map(|(p, _)| p.len()).sum();
     let mut builder = IndexBuilder::with_capacity(walk.files.len(), path_bytes);
     let mut to_hash = Vec::new();
-    for (path, stat) in &walk.files {
+    for (path, stat) in walk.files {
         let sha256 = previous
-            .lookup(path)
+            .lookup(&path)
             .filter(|(_, i)| i.size == stat.size && i.mtime == stat.mtime)
             .and_then(|(_, i)| i.sha256);
-        if sha256.is_none() {
-            to_hash.push(path.clone());
-        }
+        let needs_hash = sha256.is_none();
         let info = FileInfo {
             size: stat.size,
             mtime: stat.mtime,
             sha256,
         };
         // A walk's paths are clean and unique; one that is not is left out.
-        if let Err(e) = builder.push(path, info) {
-            tracing::warn!(error = %e, "origin walk: file left out of the index");
+        match builder.push(&path, info) {
+            Ok(_) if needs_hash => to_hash.push(path),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "origin walk: file left out of the index"),
         }
     }
     (builder.build(), to_hash)
