@@ -67,6 +67,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8081")]
         admin_listen: std::net::SocketAddr,
     },
+    /// Write the manifest of an origin tree (hashes every file): to stdout, or atomically to --output.
+    Manifest {
+        dir: PathBuf,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
                 listen,
                 admin_listen,
             } => cmd::demo(listen, admin_listen).await,
+            Command::Manifest { dir, output } => cmd::manifest_command(&dir, output.as_deref()),
         }
     });
     match result {

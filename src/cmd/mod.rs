@@ -3,6 +3,7 @@
 
 mod demo;
 mod demo_mirror;
+mod manifest;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::select::Scheme;
 use crate::state::MirrorEntry;
 
 pub use demo::demo;
+pub use manifest::manifest_command;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).
 pub fn init_logging() {

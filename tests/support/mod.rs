@@ -284,7 +284,9 @@ pub struct TreeMirror {
 
 impl TreeMirror {
     pub async fn start() -> TreeMirror {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tree mirror");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind tree mirror");
         let addr = listener.local_addr().unwrap();
         let files: Arc<std::sync::Mutex<std::collections::HashMap<String, Bytes>>> = Arc::default();
         let hits: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
@@ -296,11 +298,16 @@ impl TreeMirror {
                     let path = req.uri().path().to_string();
                     h.lock().unwrap().push(path.clone());
                     let rel = path.strip_prefix("/pub/").unwrap_or("");
-                    let body = if rel.is_empty() { Some(Bytes::from_static(b"index\n")) } else { f.lock().unwrap().get(rel).cloned() };
+                    let body = if rel.is_empty() {
+                        Some(Bytes::from_static(b"index\n"))
+                    } else {
+                        f.lock().unwrap().get(rel).cloned()
+                    };
                     let r = match body {
                         Some(b) => Response::new(Full::new(b)),
                         None => {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+                            let mut r =
+                                Response::new(Full::new(Bytes::from_static(b"not found\n")));
                             *r.status_mut() = StatusCode::NOT_FOUND;
                             r
                         }
@@ -310,7 +317,12 @@ impl TreeMirror {
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
             }
         });
-        TreeMirror { addr, files, hits, task }
+        TreeMirror {
+            addr,
+            files,
+            hits,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -318,13 +330,21 @@ impl TreeMirror {
     }
 
     pub fn put(&self, path: &str, body: impl Into<Bytes>) {
-        self.files.lock().unwrap().insert(path.to_string(), body.into());
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), body.into());
     }
 
     /// How many requests asked for this path (under `/pub/`).
     pub fn hits_of(&self, path: &str) -> usize {
         let want = format!("/pub/{path}");
-        self.hits.lock().unwrap().iter().filter(|p| **p == want).count()
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| **p == want)
+            .count()
     }
 }
 
