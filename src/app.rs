@@ -20,6 +20,7 @@ use crate::geo::GeoDb;
 use crate::health::ProbeClient;
 use crate::http::{self, PublicHandler, ServeOptions};
 use crate::metrics::Metrics;
+use crate::origin::OriginIndexer;
 use crate::registry;
 use crate::select::Scheme;
 use crate::state::{Loaded, State};
@@ -55,6 +56,7 @@ pub struct App {
     reload: ReloadFn,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    indexer: SharedIndexer,
 }
 
 /// Opens GeoIP and builds the mirrors for a config: everything a snapshot needs.
@@ -130,7 +132,17 @@ impl App {
         let client = ProbeClient::new(loaded.config.health.timeout)
             .map_err(|e| StartError::Load(format!("health checks: {e}")))?;
         let state = State::start(loaded, metrics.clone(), client);
-        let reload = make_reload(state.clone(), metrics.clone(), config, opts);
+        let indexer =
+            Arc::new(std::sync::Mutex::new(config.origin.as_ref().and_then(
+                |o| OriginIndexer::start(o, state.clone(), metrics.clone()),
+            )));
+        let reload = make_reload(
+            state.clone(),
+            metrics.clone(),
+            config,
+            opts,
+            indexer.clone(),
+        );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wait = |mut rx: watch::Receiver<bool>| async move {
@@ -146,7 +158,12 @@ impl App {
         }
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
-        let handler = PublicHandler::new(state.clone(), metrics.clone(), checker, Scheme::Http);
+        let handler = PublicHandler::new(
+            state.clone(),
+            metrics.clone(),
+            checker.clone(),
+            Scheme::Http,
+        );
         let tasks = vec![
             tokio::spawn(http::serve(
                 public,
@@ -160,6 +177,7 @@ impl App {
                     state: state.clone(),
                     metrics: metrics.clone(),
                     reload: reload.clone(),
+                    checker,
                 },
                 wait(shutdown_rx),
             )),
@@ -173,6 +191,7 @@ impl App {
             reload,
             shutdown,
             tasks,
+            indexer,
         })
     }
 
@@ -204,6 +223,10 @@ impl App {
         for t in self.tasks {
             let _ = t.await;
         }
+        let indexer = self.indexer.lock().ok().and_then(|mut i| i.take());
+        if let Some(ix) = indexer {
+            ix.stop().await;
+        }
     }
 
     /// Serves until SIGTERM or SIGINT (then drains), reloading on SIGHUP.
@@ -230,27 +253,47 @@ impl App {
     }
 }
 
+/// The origin indexer, shared with reloads (which restart or re-trigger it).
+type SharedIndexer = Arc<std::sync::Mutex<Option<OriginIndexer>>>;
+
 fn make_reload(
     state: Arc<State>,
     metrics: Metrics,
     initial: Config,
     opts: StartOptions,
+    indexer: SharedIndexer,
 ) -> ReloadFn {
     let initial = Arc::new(initial);
     let opts = Arc::new(opts);
     // Reloads are serialised: two at once could install in either order.
     let lock = Arc::new(tokio::sync::Mutex::new(()));
     Arc::new(move || {
-        let (state, metrics, initial, opts, lock) = (
+        let (state, metrics, initial, opts, lock, indexer) = (
             state.clone(),
             metrics.clone(),
             initial.clone(),
             opts.clone(),
             lock.clone(),
+            indexer.clone(),
         );
         Box::pin(async move {
             let _guard = lock.lock().await;
             let result = reload_once(&state, &initial, &opts).await;
+            if result.is_ok() {
+                let snap = state.load_full();
+                let origin = snap.config.origin.as_ref();
+                if let Ok(mut current) = indexer.lock() {
+                    match current.as_ref() {
+                        // Same source: walk or fetch it again now.
+                        Some(ix) if ix.follows(origin) => ix.rescan(),
+                        _ => {
+                            *current = origin.and_then(|o| {
+                                OriginIndexer::start(o, state.clone(), metrics.clone())
+                            });
+                        }
+                    }
+                }
+            }
             metrics.reload(result.is_ok());
             match &result {
                 Ok(generation) => tracing::info!(generation, "config reloaded"),

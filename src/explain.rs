@@ -7,11 +7,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::geo::{GeoDb, LookupOutcome};
+use crate::content::Checker;
+use crate::geo::LookupOutcome;
+use crate::http::files::{self, Target};
 use crate::http::path::CleanPath;
 use crate::select::{self, Client, Scheme};
-use crate::state::MirrorEntry;
+use crate::state::Snapshot;
 
 /// The whole explanation, serialisable as JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +25,9 @@ pub struct Report {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     pub asn: Option<u32>,
-    /// The answer: `redirect`, `fallback` or `no_mirror`.
+    /// What the origin's index says of the file, when it knows it.
+    pub file: Option<FileFacts>,
+    /// The answer: `redirect`, `fallback`, `origin`, `not_found` or `no_mirror`.
     pub outcome: &'static str,
     /// Where the request would be sent.
     pub location: Option<String>,
@@ -43,17 +46,29 @@ pub struct MirrorVerdict {
     pub cost: Option<f64>,
     pub in_band: bool,
     pub weight: u32,
+    /// How far its last sync is behind the origin, when its trace file is read.
+    pub lag_seconds: Option<u64>,
+}
+
+/// A file as the origin's index knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileFacts {
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub mtime: i64,
+    pub sha256: Option<String>,
 }
 
 /// Explains the request `path` from `ip` against these mirrors.
 pub fn explain(
-    config: &Config,
-    geo: &GeoDb,
-    mirrors: &[MirrorEntry],
+    snap: &Snapshot,
+    checker: Option<&Checker>,
     ip: IpAddr,
     path: &str,
     scheme: Scheme,
 ) -> Result<Report, String> {
+    let config = &snap.config;
+    let mirrors = &snap.mirrors;
     let raw = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -61,16 +76,31 @@ pub fn explain(
     };
     let clean =
         CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
-    let (location, outcome) = geo.lookup(ip);
+    let (location, outcome) = snap.geo.lookup(ip);
     let client = Client { location, scheme };
+    let target = files::classify(snap, &clean);
+    let now = checker.map(|c| c.now());
+    let info = match target {
+        Target::File(info) | Target::Origin(Some(info)) => Some(info),
+        _ => None,
+    };
     let (verdicts, ranking) = select::explain(
         mirrors,
         &client,
         &config.selection,
         &mut rand::rng(),
-        |_| select::Reason::Eligible,
+        |i| match (target, checker, now) {
+            (Target::File(info), Some(c), Some(now)) => {
+                files::verdict(snap, &mirrors[i], clean.as_str(), &info, c, now)
+            }
+            (Target::File(info), _, _) => files::verdict_without_checks(snap, &mirrors[i], &info),
+            _ => select::Reason::Eligible,
+        },
     );
-    let order = ranking.map(|r| r.order).unwrap_or_default();
+    let order = match target {
+        Target::Any | Target::File(_) => ranking.map(|r| r.order).unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let mut rows: Vec<MirrorVerdict> = verdicts
         .iter()
         .map(|v| {
@@ -84,19 +114,23 @@ pub fn explain(
                 cost: v.cost.map(round1),
                 in_band: v.in_band,
                 weight: m.weight,
+                lag_seconds: mirrors[v.index].lag.map(|d| d.as_secs()),
             }
         })
         .collect();
     rows.sort_by_key(|r| r.rank.unwrap_or(usize::MAX));
-    let (outcome_label, target) = match order.first() {
-        Some(&i) => (
+    let fallback = |label| match &config.fallback {
+        Some(f) => (label, Some(format!("{f}{}", clean.encoded()))),
+        None => ("no_mirror", None),
+    };
+    let (outcome_label, target_url) = match (target, order.first()) {
+        (Target::NotFound | Target::Directory, _) => ("not_found", None),
+        (Target::Origin(_), _) => fallback("origin"),
+        (_, Some(&i)) => (
             "redirect",
             Some(format!("{}{}", mirrors[i].mirror.url, clean.encoded())),
         ),
-        None => match &config.fallback {
-            Some(f) => ("fallback", Some(format!("{f}{}", clean.encoded()))),
-            None => ("no_mirror", None),
-        },
+        (_, None) => fallback("fallback"),
     };
     Ok(Report {
         ip,
@@ -111,8 +145,15 @@ pub fn explain(
         latitude: location.and_then(|l| l.coords).map(|c| c.lat),
         longitude: location.and_then(|l| l.coords).map(|c| c.lon),
         asn: location.and_then(|l| l.asn),
+        file: info.map(|i| FileFacts {
+            size: i.size,
+            mtime: i.mtime,
+            sha256: i
+                .sha256
+                .map(|h| h.iter().map(|b| format!("{b:02x}")).collect()),
+        }),
         outcome: outcome_label,
-        location: target,
+        location: target_url,
         mirrors: rows,
     })
 }

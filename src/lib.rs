@@ -38,6 +38,7 @@ pub mod geo;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod origin;
 pub mod registry;
 pub mod select;
 pub mod state;

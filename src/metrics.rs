@@ -84,6 +84,8 @@ pub struct Metrics {
     pub snapshot_generation: IntGauge,
     mirror_lag: prometheus::GaugeVec,
     pub origin_files: IntGauge,
+    origin_hashed: IntGauge,
+    origin_pending: IntGauge,
     ondemand: IntCounterVec,
     pub ready: IntGauge,
 }
@@ -219,6 +221,16 @@ impl Metrics {
             "Files in the origin's index.",
         ));
         reg(Box::new(origin_files.clone()));
+        let origin_hashed = must(IntGauge::new(
+            "mirrorgate_origin_hashed_files",
+            "Files of the origin's index whose SHA-256 is known.",
+        ));
+        reg(Box::new(origin_hashed.clone()));
+        let origin_pending = must(IntGauge::new(
+            "mirrorgate_origin_pending_hashes",
+            "Files of the origin's index waiting to be hashed.",
+        ));
+        reg(Box::new(origin_pending.clone()));
         let ondemand = must(IntCounterVec::new(
             Opts::new(
                 "mirrorgate_ondemand_checks_total",
@@ -232,6 +244,8 @@ impl Metrics {
             registry,
             mirror_lag,
             origin_files,
+            origin_hashed,
+            origin_pending,
             ondemand,
             requests,
             request_duration,
@@ -284,6 +298,11 @@ impl Metrics {
         self.mirror_lag
             .with_label_values(&[mirror])
             .set(lag.as_secs_f64());
+    }
+
+    pub fn origin_stats(&self, hashed: i64, pending: i64) {
+        self.origin_hashed.set(hashed);
+        self.origin_pending.set(pending);
     }
 
     pub fn ondemand(&self, result: &str) {

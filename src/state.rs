@@ -112,6 +112,53 @@ impl Snapshot {
         }
     }
 
+    /// A snapshot outside a running app (the `explain` subcommand): these
+    /// mirrors, and the origin's index when one was read.
+    pub fn standalone(
+        loaded: &Loaded,
+        mirrors: Vec<MirrorEntry>,
+        content: Option<Arc<ContentIndex>>,
+    ) -> Snapshot {
+        let mut s = Snapshot::new(loaded);
+        s.mirrors = mirrors;
+        match content {
+            Some(c) => {
+                s.content = c;
+                s.content_loaded = true;
+            }
+            None => {
+                // No index read: rank as without one.
+                if let Some(o) = &s.config.origin {
+                    let mut cfg = (*s.config).clone();
+                    cfg.origin = Some(crate::config::OriginConfig {
+                        source: None,
+                        ..o.clone()
+                    });
+                    s.config = Arc::new(cfg);
+                }
+            }
+        }
+        s.ready = true;
+        s.refresh_lags();
+        s
+    }
+
+    /// Each mirror's lag behind the origin's last publication.
+    pub fn refresh_lags(&mut self) {
+        let newest_file = self
+            .content
+            .newest_mtime()
+            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+        let freshest_sync = self.mirrors.iter().filter_map(|e| e.health.last_sync).max();
+        self.origin_published = newest_file.or(freshest_sync);
+        for e in &mut self.mirrors {
+            e.lag = match (self.origin_published, e.health.last_sync) {
+                (Some(p), Some(m)) => Some(p.duration_since(m).unwrap_or(Duration::ZERO)),
+                _ => None,
+            };
+        }
+    }
+
     /// True when an origin index is configured (even while still empty).
     pub fn has_index(&self) -> bool {
         self.config

@@ -133,7 +133,7 @@ pub async fn explain(AxState(s): AxState<AdminState>, Query(q): Query<ExplainQue
     };
     let snap = s.state.load_full();
     let scheme = if q.https { Scheme::Https } else { Scheme::Http };
-    match crate::explain::explain(&snap.config, &snap.geo, &snap.mirrors, ip, &q.path, scheme) {
+    match crate::explain::explain(&snap, Some(&s.checker), ip, &q.path, scheme) {
         Ok(r) => Json(r).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("path: {e}\n")).into_response(),
     }

@@ -28,6 +28,8 @@ pub struct AdminState {
     pub state: Arc<State>,
     pub metrics: Metrics,
     pub reload: ReloadFn,
+    /// The on-demand checker, whose cache `explain` reads.
+    pub checker: crate::content::Checker,
 }
 
 /// The admin router; tests may serve it themselves.

@@ -14,12 +14,13 @@ use anyhow::Context;
 
 use crate::app::{load_parts, App, StartOptions};
 use crate::config::Config;
+use crate::content::ContentIndex;
 use crate::geo::GeoDb;
 use crate::health::{probe, HealthState, MirrorHealth, ProbeClient, ProbeTarget};
 use crate::metrics::Metrics;
 use crate::registry;
 use crate::select::Scheme;
-use crate::state::MirrorEntry;
+use crate::state::{MirrorEntry, Snapshot};
 
 pub use demo::demo;
 pub use manifest::manifest_command;
@@ -138,6 +139,33 @@ pub fn locate(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The origin's index for `explain`: a walk of the tree (no hashing) or the
+/// manifest file. A manifest URL is not fetched by this tool: `None`, and the
+/// explanation is then made without per-file reasons (it says so).
+fn origin_index(config: &Config) -> anyhow::Result<Option<Arc<ContentIndex>>> {
+    use crate::config::OriginSource as S;
+    let Some(source) = config.origin.as_ref().and_then(|o| o.source.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(match source {
+        S::Root(root) => {
+            let walk = crate::content::walk(root)?;
+            let (index, _) = crate::content::indexer::build_from_walk(walk, &ContentIndex::empty());
+            Some(Arc::new(index))
+        }
+        S::ManifestFile(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+            let index = crate::content::parse_manifest(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Some(Arc::new(index))
+        }
+        S::ManifestUrl(u) => {
+            eprintln!("note: the manifest at {u} is not fetched by explain; no per-file reasons");
+            None
+        }
+    })
+}
+
 /// `explain --config PATH --ip IP PATH`: probes every enabled mirror once
 /// (unless `--assume-up`), then ranks exactly as the server would.
 pub async fn explain(
@@ -152,23 +180,35 @@ pub async fn explain(
         Err(code) => return Ok(code),
     };
     let timeout = config.health.timeout;
+    let content = origin_index(&config)?;
+    let trace_file = config.origin.as_ref().and_then(|o| o.trace_file.clone());
     let loaded = load_parts(config, None).await.map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();
     let client = ProbeClient::new(timeout)?;
     let now = std::time::SystemTime::now();
     let mut entries = Vec::with_capacity(loaded.mirrors.len());
-    for m in loaded.mirrors {
+    let mut loaded = loaded;
+    for m in std::mem::take(&mut loaded.mirrors) {
         let mut health = MirrorHealth::new(now);
         if m.enabled {
+            let target = ProbeTarget {
+                mirror: m.name.clone(),
+                url: m.probe_url.clone(),
+                base: m.url.clone(),
+                trace_url: trace_file
+                    .as_deref()
+                    .and_then(|p| crate::health::trace_url(&m.url, p).ok()),
+            };
+            // The trace file is read even with --assume-up: freshness is per file.
+            if let Some(trace) = crate::health::fetch_trace(&client, &target).await {
+                if let Err(e) = &trace {
+                    eprintln!("trace {}: {e}", m.name);
+                }
+                health.observe_trace(trace);
+            }
             let result = if assume_up {
                 Ok(std::time::Duration::ZERO)
             } else {
-                let target = ProbeTarget {
-                    mirror: m.name.clone(),
-                    url: m.probe_url.clone(),
-                    base: m.url.clone(),
-                    trace_url: None,
-                };
                 probe(&client, &target).await
             };
             // One probe decides here: explain shows the present, not a history.
@@ -183,9 +223,9 @@ pub async fn explain(
         entries.push(MirrorEntry::new(Arc::new(m), health, counters));
     }
     let scheme = if https { Scheme::Https } else { Scheme::Http };
+    let snap = Snapshot::standalone(&loaded, entries, content);
     let report =
-        crate::explain::explain(&loaded.config, &loaded.geo, &entries, ip, req_path, scheme)
-            .map_err(anyhow::Error::msg)?;
+        crate::explain::explain(&snap, None, ip, req_path, scheme).map_err(anyhow::Error::msg)?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

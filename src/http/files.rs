@@ -19,7 +19,7 @@ use crate::state::{MirrorEntry, Snapshot};
 
 /// What the origin says of a requested path.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Target {
+pub(crate) enum Target {
     /// No origin index: every path may be redirected (freshness unknown).
     Any,
     /// Served by the fallback only (`never_redirect`, `min_redirect_size`, or
@@ -34,7 +34,7 @@ pub(super) enum Target {
 }
 
 /// Classifies `path` against the origin's index and rules.
-pub(super) fn classify(snap: &Snapshot, path: &CleanPath) -> Target {
+pub(crate) fn classify(snap: &Snapshot, path: &CleanPath) -> Target {
     let Some(origin) = snap.config.origin.as_ref() else {
         return Target::Any;
     };
@@ -64,7 +64,7 @@ pub(super) fn classify(snap: &Snapshot, path: &CleanPath) -> Target {
 
 /// Whether mirror `e` may serve `info`: lag first, then freshness (its last
 /// sync is newer than the file), then what on-demand checks found.
-pub(super) fn verdict(
+pub(crate) fn verdict(
     snap: &Snapshot,
     e: &MirrorEntry,
     path: &str,
@@ -87,7 +87,27 @@ pub(super) fn verdict(
     presence_reason(checker.cached(&e.mirror.name, path, info, now))
 }
 
-pub(super) fn presence_reason(p: Option<Presence>) -> Reason {
+/// [`verdict`] without an on-demand cache (the `explain` subcommand): a mirror
+/// synced before the file is "not synced yet".
+pub(crate) fn verdict_without_checks(snap: &Snapshot, e: &MirrorEntry, info: &FileInfo) -> Reason {
+    let max_lag = snap.config.origin.as_ref().and_then(|o| o.max_lag);
+    if e.lagging(max_lag) {
+        return Reason::Lagging;
+    }
+    match e.health.last_sync {
+        Some(sync)
+            if sync
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+                >= info.mtime =>
+        {
+            Reason::Eligible
+        }
+        _ => Reason::NotSyncedYet,
+    }
+}
+
+pub(crate) fn presence_reason(p: Option<Presence>) -> Reason {
     match p {
         Some(Presence::Present) => Reason::Eligible,
         Some(Presence::Missing) => Reason::Missing,
@@ -99,7 +119,7 @@ pub(super) fn presence_reason(p: Option<Presence>) -> Reason {
 /// The mirrors worth checking now for this request: eligible but for this
 /// file, not known either way, and better placed than the mirror chosen
 /// without them (or any, when none was). Best first, at most `parallel`.
-pub(super) fn worth_checking(
+pub(crate) fn worth_checking(
     snap: &Snapshot,
     client: &Client,
     reasons: &[Reason],
@@ -130,7 +150,7 @@ pub(super) fn worth_checking(
 }
 
 /// The check requests for these mirrors.
-pub(super) fn check_requests(
+pub(crate) fn check_requests(
     snap: &Snapshot,
     mirrors: &[usize],
     path: &CleanPath,
@@ -152,7 +172,7 @@ pub(super) fn check_requests(
 }
 
 /// `Digest` (RFC 3230) and `Repr-Digest` (RFC 9530) headers for a known hash.
-pub(super) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
+pub(crate) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
     let Some(hash) = info.and_then(|i| i.sha256) else {
         return Vec::new();
     };
@@ -168,7 +188,7 @@ pub(super) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, Header
 }
 
 /// The `?sha256` answer: one line in the format `sha256sum -c` reads.
-pub(super) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
+pub(crate) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
     let name = path.as_str().rsplit('/').next().unwrap_or("");
     let mut hex = String::with_capacity(64);
     for b in hash {

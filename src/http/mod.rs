@@ -4,7 +4,7 @@
 
 pub mod client_ip;
 mod download;
-mod files;
+pub(crate) mod files;
 pub mod path;
 mod server;
 
