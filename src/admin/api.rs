@@ -34,6 +34,12 @@ pub struct MirrorView {
     pub asn: Vec<u32>,
     pub weight: u32,
     pub location_source: String,
+    /// The time its copy of the origin's trace file says it last synced.
+    pub last_sync: Option<String>,
+    /// How far that is behind the origin's last publication.
+    pub lag_seconds: Option<u64>,
+    /// Why its trace file could not be read, when it could not.
+    pub trace_error: Option<String>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -60,6 +66,9 @@ impl From<&MirrorEntry> for MirrorView {
             longitude: m.coords.map(|c| c.lon),
             asn: m.asns.clone(),
             weight: m.weight,
+            last_sync: h.last_sync.map(rfc3339),
+            lag_seconds: e.lag.map(|d| d.as_secs()),
+            trace_error: h.trace_error.as_ref().map(|t| t.to_string()),
             location_source: match &m.location_source {
                 LocationSource::Config => "config".into(),
                 LocationSource::GeoIp(ip) => format!("geoip:{ip}"),

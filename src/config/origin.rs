@@ -58,7 +58,7 @@ pub(super) fn origin(c: &mut Checker<'_>, raw: RawOrigin) -> OriginConfig {
     let max_lag = raw
         .max_lag
         .as_deref()
-        .map(|v| c.duration("origin.max_lag", Some(v), Duration::ZERO));
+        .map(|v| c.duration("origin.max_lag", Some(v), Duration::from_secs(86_400)));
     if max_lag.is_some() && trace_file.is_none() {
         c.err(
             "origin.max_lag",
