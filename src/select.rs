@@ -49,6 +49,10 @@ pub trait Candidate {
     fn position(&self) -> Option<UnitVector> {
         self.mirror().coords.map(UnitVector::from)
     }
+    /// `100 / weight`, the cost multiplier of capacity; likewise.
+    fn capacity_factor(&self) -> f64 {
+        capacity_factor(self.mirror())
+    }
 }
 
 /// Why a mirror was kept or dropped; shown by `explain` and the API.
@@ -175,13 +179,21 @@ pub fn distance_km(m: &Mirror, client: Option<&Location>) -> Option<f64> {
 /// The cost of sending this client to this mirror (lower is better).
 pub fn cost(m: &Mirror, client: &Location, cfg: &SelectionConfig) -> f64 {
     let at = client.coords.map(UnitVector::from);
-    cost_at(m, m.coords.map(UnitVector::from), client, at, cfg)
+    cost_at(
+        m,
+        m.coords.map(UnitVector::from),
+        capacity_factor(m),
+        client,
+        at,
+        cfg,
+    )
 }
 
 /// [`cost`] with both positions already known.
 fn cost_at(
     m: &Mirror,
     mirror_at: Option<UnitVector>,
+    capacity: f64,
     client: &Location,
     client_at: Option<UnitVector>,
     cfg: &SelectionConfig,
@@ -197,7 +209,12 @@ fn cost_at(
     if client.country.is_some() && client.country == m.country {
         c *= cfg.same_country_factor;
     }
-    c * 100.0 / f64::from(m.weight.max(1))
+    c * capacity
+}
+
+/// `100 / weight`: a mirror of weight 200 counts as half as far.
+pub fn capacity_factor(m: &Mirror) -> f64 {
+    100.0 / f64::from(m.weight.max(1))
 }
 
 /// A client whose location is useful for ranking by distance.
@@ -229,7 +246,9 @@ pub fn select_for<C: Candidate, R: Rng + ?Sized>(
     let at = loc.and_then(|l| l.coords).map(UnitVector::from);
     for (i, c) in mirrors.iter().enumerate() {
         if eligibility(c, client) == Reason::Eligible && for_file(i) == Reason::Eligible {
-            let cost = loc.map_or(0.0, |l| cost_at(c.mirror(), c.position(), l, at, cfg));
+            let cost = loc.map_or(0.0, |l| {
+                cost_at(c.mirror(), c.position(), c.capacity_factor(), l, at, cfg)
+            });
             eligible.push((i, cost));
         }
     }
@@ -305,6 +324,8 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
     if let Some(pos) = eligible.iter().position(|e| e.0 == chosen) {
         eligible.swap_remove(pos);
     }
+    // `eligible` is in mirror order again but for the swap: ties below are
+    // broken by index, so the alternatives do not depend on it.
     // Alternatives: by cost for a located client, by capacity otherwise.
     let order_by = |a: &(usize, f64), b: &(usize, f64)| {
         if located {
@@ -314,14 +335,24 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
         }
     };
     let k = cfg.link_mirrors.min(eligible.len());
-    if k > 0 && k < eligible.len() {
-        eligible.select_nth_unstable_by(k - 1, order_by);
+    // The k best by insertion into a short sorted run: k is a handful (at
+    // most 16), where a general selection algorithm costs more than it saves.
+    let mut best: Vec<(usize, f64)> = Vec::with_capacity(k + 1);
+    for &e in &eligible {
+        if best.len() == k {
+            match best.last() {
+                Some(last) if order_by(&e, last).is_lt() => {
+                    best.pop();
+                }
+                _ => continue,
+            }
+        }
+        let at = best.partition_point(|b| order_by(b, &e).is_lt());
+        best.insert(at, e);
     }
-    eligible.truncate(k);
-    eligible.sort_unstable_by(order_by);
     let mut order = Vec::with_capacity(1 + k);
     order.push(chosen);
-    order.extend(eligible.iter().map(|e| e.0));
+    order.extend(best.iter().map(|e| e.0));
     Some((Ranking { order }, band))
 }
 

@@ -38,6 +38,8 @@ pub struct MirrorEntry {
     pub link_geo: Box<str>,
     /// How far its last sync is behind the origin's last publication.
     pub lag: Option<Duration>,
+    /// `100 / weight`, kept for the ranking.
+    pub capacity: f64,
 }
 
 impl MirrorEntry {
@@ -57,6 +59,7 @@ impl MirrorEntry {
                 .unwrap_or_default()
                 .into(),
             lag: None,
+            capacity: crate::select::capacity_factor(&mirror),
             mirror,
             health,
             counters,
@@ -73,6 +76,9 @@ impl Candidate for MirrorEntry {
     }
     fn position(&self) -> Option<UnitVector> {
         self.position
+    }
+    fn capacity_factor(&self) -> f64 {
+        self.capacity
     }
 }
 
