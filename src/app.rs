@@ -59,6 +59,17 @@ pub struct App {
     indexer: SharedIndexer,
 }
 
+/// Binds one listener and reads back its address (port 0 picks a free one).
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
+}
+
 /// Opens GeoIP and builds the mirrors for a config: everything a snapshot needs.
 pub async fn load_parts(
     config: Config,
@@ -94,30 +105,8 @@ pub async fn load_parts(
 impl App {
     /// Binds, loads and starts serving.
     pub async fn start(config: Config, opts: StartOptions) -> Result<App, StartError> {
-        let public = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                what: "listen",
-                addr: config.listen,
-                source,
-            })?;
-        let admin_l = TcpListener::bind(config.admin_listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                what: "admin_listen",
-                addr: config.admin_listen,
-                source,
-            })?;
-        let public_addr = public.local_addr().map_err(|source| StartError::Bind {
-            what: "listen",
-            addr: config.listen,
-            source,
-        })?;
-        let admin_addr = admin_l.local_addr().map_err(|source| StartError::Bind {
-            what: "admin_listen",
-            addr: config.admin_listen,
-            source,
-        })?;
+        let (public, public_addr) = bind("listen", config.listen).await?;
+        let (admin_l, admin_addr) = bind("admin_listen", config.admin_listen).await?;
 
         let metrics = Metrics::new();
         let serve_opts = ServeOptions {

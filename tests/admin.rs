@@ -101,30 +101,9 @@ async fn metrics_pass_promtool_and_count_requests() {
 #[tokio::test]
 async fn health_api_livez_readyz() {
     let (t, _m) = one_mirror_app().await;
-    assert_eq!(
-        t.http.get(t.admin("/livez")).send().await.unwrap().status(),
-        200
-    );
-    assert_eq!(
-        t.http
-            .get(t.admin("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let v: serde_json::Value = serde_json::from_str(
-        &t.http
-            .get(t.admin("/api/v1/mirrors"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    assert_eq!(t.admin_status("/livez").await, 200);
+    assert_eq!(t.admin_status("/readyz").await, 200);
+    let v: serde_json::Value = t.admin_json("/api/v1/mirrors").await;
     let m = &v["mirrors"][0];
     assert_eq!(m["name"], "de-fra");
     assert_eq!(m["state"], "up");
@@ -139,26 +118,10 @@ async fn health_api_livez_readyz() {
         .await
         .unwrap();
     assert_eq!(one.status(), 200);
-    assert_eq!(
-        t.http
-            .get(t.admin("/api/v1/mirrors/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    let ex: serde_json::Value = serde_json::from_str(
-        &t.http
-            .get(t.admin(&format!("/api/v1/explain?ip={DE}&path=/a.iso")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    assert_eq!(t.admin_status("/api/v1/mirrors/nope").await, 404);
+    let ex: serde_json::Value = t
+        .admin_json(&format!("/api/v1/explain?ip={DE}&path=/a.iso"))
+        .await;
     assert_eq!(ex["country"], "DE");
     assert_eq!(ex["outcome"], "redirect");
     assert_eq!(ex["mirrors"][0]["rank"], 1);
@@ -169,17 +132,7 @@ async fn failure_reason_is_reported() {
     let (t, m) = one_mirror_app().await;
     m.set_status(502);
     t.probe_round("de-fra").await;
-    let v: serde_json::Value = serde_json::from_str(
-        &t.http
-            .get(t.admin("/api/v1/mirrors/de-fra"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v: serde_json::Value = t.admin_json("/api/v1/mirrors/de-fra").await;
     assert_eq!(v["last_failure"], "HTTP status 502");
     assert_eq!(v["last_failure_reason"], "http_status");
 }

@@ -141,18 +141,7 @@ async fn files_go_only_where_they_are() {
     let snap = w.app.app.state().load_full();
     assert!(snap.mirror("fr").unwrap().lag.unwrap() > Duration::from_secs(4 * 3600));
     assert!(snap.mirror("de").unwrap().health.last_sync.is_some());
-    let api: serde_json::Value = serde_json::from_str(
-        &w.app
-            .http
-            .get(w.app.admin("/api/v1/mirrors/fr"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let api: serde_json::Value = w.app.admin_json("/api/v1/mirrors/fr").await;
     assert!(api["lag_seconds"].as_u64().unwrap() > 4 * 3600, "{api}");
     assert!(api["last_sync"].as_str().unwrap().ends_with('Z'));
     assert_eq!(api["trace_error"], serde_json::Value::Null);

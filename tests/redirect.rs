@@ -63,6 +63,23 @@ impl World {
         panic!("redirect to an unknown place: {location}")
     }
 
+    /// Makes every mirror fail two probe rounds (fall = 2) and waits until all are down.
+    async fn all_down(&self) {
+        for m in &self.mirrors {
+            m.set_status(500);
+        }
+        for _ in 0..2 {
+            self.app.probe_round("za-jnb").await;
+        }
+        self.app
+            .wait_for("every mirror down", |s| {
+                s.mirrors
+                    .iter()
+                    .all(|e| e.health.state == HealthState::Down)
+            })
+            .await;
+    }
+
     async fn chosen(&self, ip: &str) -> &'static str {
         let (status, loc) = self.app.get_from(ip, "/releases/1.0/demo.iso").await;
         assert_eq!(status, 302, "from {ip}");
@@ -253,19 +270,7 @@ async fn no_eligible_mirror_gives_fallback_or_503() {
         |_| "",
     )
     .await;
-    for m in &w.mirrors {
-        m.set_status(500);
-    }
-    for _ in 0..2 {
-        w.app.probe_round("za-jnb").await;
-    }
-    w.app
-        .wait_for("every mirror down", |s| {
-            s.mirrors
-                .iter()
-                .all(|e| e.health.state == HealthState::Down)
-        })
-        .await;
+    w.all_down().await;
     let (status, loc) = w.app.get_from(DE, "/releases/a%20b.iso").await;
     assert_eq!(
         (status, loc.as_deref()),
@@ -276,19 +281,7 @@ async fn no_eligible_mirror_gives_fallback_or_503() {
     );
 
     let w = world().await;
-    for m in &w.mirrors {
-        m.set_status(500);
-    }
-    for _ in 0..2 {
-        w.app.probe_round("za-jnb").await;
-    }
-    w.app
-        .wait_for("every mirror down", |s| {
-            s.mirrors
-                .iter()
-                .all(|e| e.health.state == HealthState::Down)
-        })
-        .await;
+    w.all_down().await;
     let r = w
         .app
         .http

@@ -353,3 +353,30 @@ impl Drop for TreeMirror {
         self.task.abort();
     }
 }
+
+impl TestApp {
+    /// GET on the admin listener, parsed as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let text = self
+            .http
+            .get(self.admin(path))
+            .send()
+            .await
+            .expect("admin request")
+            .text()
+            .await
+            .expect("admin body");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
+    }
+
+    /// GET on the admin listener; the status.
+    pub async fn admin_status(&self, path: &str) -> u16 {
+        self.http
+            .get(self.admin(path))
+            .send()
+            .await
+            .expect("admin request")
+            .status()
+            .as_u16()
+    }
+}
