@@ -39,6 +39,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod origin;
+pub mod pages;
 pub mod registry;
 pub mod select;
 pub mod state;
