@@ -553,3 +553,233 @@ fn eligible_mirrors_beyond_the_ranking_are_left_out_as_not_ranked() {
         .collect();
     assert_eq!(not_ranked.len(), 2, "{:?}", l.left_out);
 }
+
+/// A tiny HTTP/1.1 server on loopback: answers `GET` from `answer(path,
+/// query)` (404 when `None`), one request per connection, and records every
+/// request line's target.
+struct TinyServer {
+    addr: std::net::SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TinyServer {
+    async fn start(
+        answer: impl Fn(&str, Option<&str>) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> TinyServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (seen2, answer) = (seen.clone(), Arc::new(answer));
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (seen, answer) = (seen2.clone(), answer.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).into_owned();
+                    let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                    seen.lock().unwrap().push(target.clone());
+                    let (path, query) = match target.split_once('?') {
+                        Some((p, q)) => (p, Some(q)),
+                        None => (target.as_str(), None),
+                    };
+                    let (status, body) = match answer(path, query) {
+                        Some(b) => ("200 OK", b),
+                        None => ("404 Not Found", b"not here\n".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        TinyServer { addr, seen, task }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TinyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// True when apt's mirror method is here to test against; under CI its
+/// absence fails the test, elsewhere it is a NOTE.
+fn apt_available() -> bool {
+    let ok = Command::new("apt-get").arg("--version").output().is_ok()
+        && Path::new("/usr/lib/apt/methods/mirror+http").exists();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "apt-get with its mirror+http method is missing and CI is set"
+        );
+        eprintln!("NOTE: apt-get or its mirror+http method not found; real apt check skipped");
+    }
+    ok
+}
+
+/// A one-package repository: (path under the mirror's base, content).
+fn tiny_repository() -> Vec<(String, Vec<u8>)> {
+    use sha2::{Digest, Sha256};
+    let packages = b"Package: mirrorgate-test\nVersion: 1.2.3\nArchitecture: all\n\
+        Maintainer: Nobody <nobody@example.org>\nFilename: pool/m/mirrorgate-test_1.2.3_all.deb\n\
+        Size: 1\nSHA256: 0000000000000000000000000000000000000000000000000000000000000000\n\
+        Description: test\n"
+        .to_vec();
+    let release = format!(
+        "Origin: test\nSuite: stable\nCodename: stable\nDate: Sat, 01 Jan 2000 00:00:00 UTC\n\
+         Architectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+        hex::encode(Sha256::digest(&packages)),
+        packages.len()
+    );
+    vec![
+        ("dists/stable/Release".into(), release.into_bytes()),
+        ("dists/stable/main/binary-amd64/Packages".into(), packages),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_apt_reads_the_list_and_falls_back_by_priority() {
+    if !apt_available() {
+        return;
+    }
+    // Mirror 1 (ranked first) has nothing; mirror 2 has the repository under /pub/debian/.
+    let empty = TinyServer::start(|_, _| None).await;
+    let repo = tiny_repository();
+    let full = TinyServer::start(move |path, _| {
+        let rel = path.strip_prefix("/pub/debian/")?;
+        repo.iter().find(|(p, _)| p == rel).map(|(_, b)| b.clone())
+    })
+    .await;
+    let bases = [
+        format!("http://{}/pub/", empty.addr),
+        format!("http://{}/pub/", full.addr),
+    ];
+    // mirrorgate's part: negotiate, then render the list for the requested directory.
+    let gate = TinyServer::start(move |path, query| {
+        let (wanted, path) = mirrorgate::formats::wanted(path, query, None);
+        if wanted != mirrorgate::formats::Wanted::AptList {
+            return None;
+        }
+        let clean = CleanPath::parse(path, 4096).ok()?;
+        let listing = Listing {
+            path: format!("/{}", clean.as_str()),
+            path_encoded: format!("/{}", clean.encoded()),
+            file: None,
+            mirrors: bases
+                .iter()
+                .enumerate()
+                .map(|(i, b)| mirror(&format!("m{i}"), b, i + 1, Some("DE"), &clean))
+                .collect(),
+            left_out: Vec::new(),
+            client: ClientFacts::default(),
+        };
+        Some(apt_mirror_list(&listing).into_bytes())
+    })
+    .await;
+
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["etc", "state/lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("status"), "").unwrap();
+    std::fs::write(r.join("apt.conf"), "").unwrap();
+    std::fs::write(
+        r.join("etc/sources.list"),
+        format!(
+            "deb [trusted=yes] mirror+http://{}/debian/?aptmirrors stable main\n",
+            gate.addr
+        ),
+    )
+    .unwrap();
+    let p = |rel: &str| r.join(rel).display().to_string();
+    let opts = [
+        format!("Dir={}", p("")),
+        format!("Dir::Etc::sourcelist={}", p("etc/sources.list")),
+        format!("Dir::Etc::sourceparts={}", p("etc/none")),
+        format!("Dir::Etc::main={}", p("apt.conf")),
+        format!("Dir::Etc::parts={}", p("etc/none")),
+        format!("Dir::State={}", p("state")),
+        format!("Dir::State::status={}", p("status")),
+        format!("Dir::Cache={}", p("cache")),
+        "Dir::Bin::Methods=/usr/lib/apt/methods".into(),
+        "Debug::NoLocking=1".into(),
+        "APT::Sandbox::User=root".into(),
+        "Acquire::Languages=none".into(),
+        "APT::Architecture=amd64".into(),
+        "APT::Architectures::=amd64".into(),
+    ];
+    let apt = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(args[0]);
+        // No system apt.conf: everything comes from the options above.
+        cmd.env("APT_CONFIG", r.join("apt.conf"));
+        for o in &opts {
+            cmd.arg("-o").arg(o);
+        }
+        cmd.args(&args[1..]);
+        cmd.output()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), apt(&["apt-get", "update"]))
+        .await
+        .expect("apt-get update timed out")
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "apt-get update failed:\n{log}");
+    assert!(
+        !log.contains("W:") && !log.contains("E:"),
+        "apt warned:\n{log}"
+    );
+
+    assert_eq!(
+        gate.seen(),
+        ["/debian/?aptmirrors"],
+        "the list is fetched once"
+    );
+    // Priority 1 is asked first, fails, and apt moves down the list.
+    let first = empty.seen();
+    assert!(
+        first.contains(&"/pub/debian/dists/stable/Release".to_string()),
+        "{first:?}"
+    );
+    let second = full.seen();
+    for want in [
+        "/pub/debian/dists/stable/Release",
+        "/pub/debian/dists/stable/main/binary-amd64/Packages",
+    ] {
+        assert!(
+            second.iter().any(|s| s == want),
+            "{want} not fetched from mirror 2: {second:?}\n{log}"
+        );
+    }
+    // And apt now knows the package.
+    let show = apt(&["apt-cache", "show", "mirrorgate-test"])
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        text.contains("Version: 1.2.3"),
+        "apt-cache show:\n{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+}
