@@ -3,8 +3,8 @@
 //! client), as plain data.
 //!
 //! It is built once from what selection already decided, either from
-//! [`select::explain`]'s verdicts and ranking ([`Listing::from_verdicts`]) or
-//! from an [`explain::Report`] ([`Listing::from_report`]); it never ranks
+//! [`select::explain`](crate::select::explain)'s verdicts and ranking ([`Listing::from_verdicts`]) or
+//! from an [`explain::Report`](crate::explain::Report) ([`Listing::from_report`]); it never ranks
 //! anything itself, so every format shows exactly the order a redirect uses.
 
 use std::time::SystemTime;
@@ -100,7 +100,7 @@ struct Row<'a> {
 }
 
 impl Listing {
-    /// From [`select::explain`]'s output: `verdicts` (one per mirror of
+    /// From [`select::explain`](crate::select::explain)'s output: `verdicts` (one per mirror of
     /// `snap`, by index) and the ranking's `order` (empty when no mirror fits).
     pub fn from_verdicts(
         snap: &Snapshot,

@@ -1,7 +1,7 @@
 //! Answer formats: the same ranking written for each kind of client.
 //!
-//! Download managers read Metalink v4 ([`metalink`]), scripts read JSON
-//! ([`json`]), apt reads a mirror list ([`aptlist`]); [`negotiate`] says which
+//! Download managers read Metalink v4 ([`metalink()`]), scripts read JSON
+//! ([`json()`]), apt reads a mirror list ([`aptlist`]); [`negotiate`] says which
 //! one a request wants. Every renderer is a pure function of a [`Listing`],
 //! plain data built from what selection decided: nothing here ranks mirrors,
 //! reads the snapshot's health, or does I/O. Wiring them into the request
