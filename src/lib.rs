@@ -34,6 +34,7 @@ pub mod cmd;
 pub mod config;
 pub mod content;
 pub mod explain;
+pub mod formats;
 pub mod geo;
 pub mod health;
 pub mod http;
