@@ -67,6 +67,33 @@ pub fn explain(
     path: &str,
     scheme: Scheme,
 ) -> Result<Report, String> {
+    explain_with(snap, checker, ip, path, scheme, Options::default())
+}
+
+/// How much to rank, beyond what a redirect needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Rank every eligible mirror, not only the chosen one and `link_mirrors`
+    /// alternatives (mirror lists, Metalink, JSON).
+    pub rank_all: bool,
+    /// Rank as for any path, whatever the origin's index says of it (apt's
+    /// mirror list names directories).
+    pub any_path: bool,
+}
+
+/// [`explain`] with [`Options`].
+pub fn explain_with(
+    snap: &Snapshot,
+    checker: Option<&Checker>,
+    ip: IpAddr,
+    path: &str,
+    scheme: Scheme,
+    opts: Options,
+) -> Result<Report, String> {
+    let mut selection = snap.config.selection.clone();
+    if opts.rank_all {
+        selection.link_mirrors = snap.mirrors.len();
+    }
     let config = &snap.config;
     let mirrors = &snap.mirrors;
     let raw = if path.starts_with('/') {
@@ -78,25 +105,28 @@ pub fn explain(
         CleanPath::parse(&raw, config.limits.max_path_bytes).map_err(|e| format!("{raw}: {e}"))?;
     let (location, outcome) = snap.geo.lookup(ip);
     let client = Client { location, scheme };
-    let target = files::classify(snap, &clean);
+    let target = if opts.any_path {
+        Target::Any
+    } else {
+        files::classify(snap, &clean)
+    };
     let now = checker.map(|c| c.now());
     let info = match target {
         Target::File(info) | Target::Origin(Some(info)) => Some(info),
         _ => None,
     };
-    let (verdicts, ranking) = select::explain(
-        mirrors,
-        &client,
-        &config.selection,
-        &mut rand::rng(),
-        |i| match (target, checker, now) {
-            (Target::File(info), Some(c), Some(now)) => {
-                files::verdict(snap, &mirrors[i], clean.as_str(), &info, c, now)
+    let (verdicts, ranking) =
+        select::explain(mirrors, &client, &selection, &mut rand::rng(), |i| {
+            match (target, checker, now) {
+                (Target::File(info), Some(c), Some(now)) => {
+                    files::verdict(snap, &mirrors[i], clean.as_str(), &info, c, now)
+                }
+                (Target::File(info), _, _) => {
+                    files::verdict_without_checks(snap, &mirrors[i], &info)
+                }
+                _ => select::Reason::Eligible,
             }
-            (Target::File(info), _, _) => files::verdict_without_checks(snap, &mirrors[i], &info),
-            _ => select::Reason::Eligible,
-        },
-    );
+        });
     let order = match target {
         Target::Any | Target::File(_) => ranking.map(|r| r.order).unwrap_or_default(),
         _ => Vec::new(),

@@ -28,10 +28,12 @@ pub enum Outcome {
     Origin,
     /// A `?sha256` answer.
     Hash,
+    /// A mirror list, status page, Metalink, JSON or apt list.
+    List,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Redirect,
         Outcome::Fallback,
         Outcome::NoMirror,
@@ -40,6 +42,7 @@ impl Outcome {
         Outcome::NotFound,
         Outcome::Origin,
         Outcome::Hash,
+        Outcome::List,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Origin => "origin",
             Outcome::Hash => "hash",
+            Outcome::List => "list",
         }
     }
 }

@@ -17,10 +17,12 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use super::answers;
 use super::client_ip::{client_addr, TrustedProxies};
 use super::files::{self, Target};
 use super::path::CleanPath;
 use crate::content::{Checker, FileInfo};
+use crate::formats::{self, Wanted};
 use crate::metrics::{Metrics, Outcome};
 use crate::select::{self, Client, Reason, Scheme};
 use crate::state::{Snapshot, State};
@@ -157,7 +159,13 @@ impl PublicHandler {
             return Ok((Outcome::MethodNotAllowed, resp));
         }
         let cfg = &snap.config;
-        let path = match CleanPath::parse(req.uri().path(), cfg.limits.max_path_bytes) {
+        let query = req.uri().query();
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let (wanted, raw_path) = formats::wanted(req.uri().path(), query, accept);
+        let path = match CleanPath::parse(raw_path, cfg.limits.max_path_bytes) {
             Ok(p) => p,
             Err(e) => {
                 return Ok((
@@ -166,12 +174,11 @@ impl PublicHandler {
                 ))
             }
         };
+        if path.is_root() && query.is_some_and(|q| q.split('&').any(|k| k == "mirrorstats")) {
+            return Ok(answers::status(snap, query));
+        }
         let target = files::classify(snap, &path);
-        if req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|k| k == "sha256"))
-        {
+        if wanted == Wanted::Sha256 {
             return Ok(sha256_answer(&target, &path));
         }
         let addr = client_addr(
@@ -181,6 +188,16 @@ impl PublicHandler {
             cfg.client_ip_header,
             self.scheme,
         );
+        if wanted != Wanted::Redirect {
+            return Ok(answers::answer(
+                wanted,
+                snap,
+                &self.checker,
+                addr.ip,
+                addr.scheme,
+                &path,
+            ));
+        }
         let (location, lookup) = snap.geo.lookup(addr.ip);
         self.metrics.geoip(lookup);
         let client = Client {
@@ -392,6 +409,12 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
         if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(link)) {
             resp.headers_mut().append(header::LINK, v);
         }
+    }
+    // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
+    if let Ok(v) =
+        HeaderValue::from_maybe_shared(Bytes::from(formats::describedby_link(path.encoded())))
+    {
+        resp.headers_mut().append(header::LINK, v);
     }
     resp
 }

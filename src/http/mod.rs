@@ -2,6 +2,7 @@
 //! (`client_ip.rs`), what path it asked for (`path.rs`), and the download
 //! handler that answers with a redirect (`download.rs`).
 
+mod answers;
 pub mod client_ip;
 mod download;
 pub(crate) mod files;

@@ -50,7 +50,9 @@ struct MirrorListPage {
 
 /// The mirror list of one file, from the explanation of its ranking.
 pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::Error> {
-    let encoded = CleanPath::parse(&report.path, usize::MAX).map(|p| p.encoded().to_string()).unwrap_or_default();
+    let encoded = CleanPath::parse(&report.path, usize::MAX)
+        .map(|p| p.encoded().to_string())
+        .unwrap_or_default();
     let name = match report.path.trim_end_matches('/').rsplit('/').next() {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => report.path.clone(),
@@ -58,9 +60,16 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
     let mut ranked = Vec::new();
     let mut left_out = Vec::new();
     for v in &report.mirrors {
-        let Some(e) = snap.mirror(&v.name) else { continue };
-        let country = e.mirror.country.map_or_else(|| "–".to_string(), |c| c.to_string());
-        let distance = v.distance_km.map_or_else(|| "–".to_string(), |d| format!("{d:.0} km"));
+        let Some(e) = snap.mirror(&v.name) else {
+            continue;
+        };
+        let country = e
+            .mirror
+            .country
+            .map_or_else(|| "–".to_string(), |c| c.to_string());
+        let distance = v
+            .distance_km
+            .map_or_else(|| "–".to_string(), |d| format!("{d:.0} km"));
         match v.rank {
             Some(rank) => ranked.push(RankedRow {
                 rank,
@@ -88,7 +97,10 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
     MirrorListPage {
         name,
         size: report.file.as_ref().map(|f| size(f.size)),
-        date: report.file.as_ref().map(|f| when(SystemTime::UNIX_EPOCH + Duration::from_secs(f.mtime.max(0) as u64))),
+        date: report
+            .file
+            .as_ref()
+            .map(|f| when(SystemTime::UNIX_EPOCH + Duration::from_secs(f.mtime.max(0) as u64))),
         sha256: report.file.as_ref().and_then(|f| f.sha256.clone()),
         client,
         ranked,
@@ -134,13 +146,19 @@ pub struct SortBy {
 impl SortBy {
     /// From the query string (`sort=lag&desc`); unknown keys sort by name.
     pub fn from_query(query: Option<&str>) -> SortBy {
-        let mut s = SortBy { key: "name", desc: false };
+        let mut s = SortBy {
+            key: "name",
+            desc: false,
+        };
         for pair in query.unwrap_or("").split('&') {
             match pair {
                 "desc" => s.desc = true,
                 p => {
                     if let Some(k) = p.strip_prefix("sort=") {
-                        s.key = ["name", "country", "state", "lag", "check"].into_iter().find(|c| *c == k).unwrap_or("name");
+                        s.key = ["name", "country", "state", "lag", "check"]
+                            .into_iter()
+                            .find(|c| *c == k)
+                            .unwrap_or("name");
                     }
                 }
             }
@@ -170,34 +188,59 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
     if sort.desc {
         entries.reverse();
     }
-    let columns = [("name", "Mirror"), ("country", "Country"), ("state", "State"), ("lag", "Lag"), ("check", "Last check")]
-        .into_iter()
-        .map(|(key, title)| Column {
-            key,
-            title,
-            arrow: match (sort.key == key, sort.desc) {
-                (true, false) => " ▲",
-                (true, true) => " ▼",
-                _ => "",
-            },
-            next_desc: sort.key == key && !sort.desc,
-        })
-        .chain(std::iter::once(Column { key: "name", title: "Last failure", arrow: "", next_desc: false }))
-        .collect();
+    let columns = [
+        ("name", "Mirror"),
+        ("country", "Country"),
+        ("state", "State"),
+        ("lag", "Lag"),
+        ("check", "Last check"),
+    ]
+    .into_iter()
+    .map(|(key, title)| Column {
+        key,
+        title,
+        arrow: match (sort.key == key, sort.desc) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        },
+        next_desc: sort.key == key && !sort.desc,
+    })
+    .chain(std::iter::once(Column {
+        key: "name",
+        title: "Last failure",
+        arrow: "",
+        next_desc: false,
+    }))
+    .collect();
     let rows = entries
         .iter()
         .map(|e| StatusRow {
             name: e.mirror.name.to_string(),
             url: e.mirror.url.to_string(),
-            country: e.mirror.country.map_or_else(|| "–".to_string(), |c| c.to_string()),
+            country: e
+                .mirror
+                .country
+                .map_or_else(|| "–".to_string(), |c| c.to_string()),
             state: e.health.state.as_str(),
             lag: e.lag.map_or_else(|| "–".to_string(), duration),
-            last_check: e.health.last_check.map_or_else(|| "never".to_string(), when),
-            last_failure: e.health.last_failure.as_ref().map_or_else(|| "–".to_string(), |f| f.to_string()),
+            last_check: e
+                .health
+                .last_check
+                .map_or_else(|| "never".to_string(), when),
+            last_failure: e
+                .health
+                .last_failure
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |f| f.to_string()),
         })
         .collect();
     StatusPage {
-        up: snap.mirrors.iter().filter(|e| e.health.state == HealthState::Up).count(),
+        up: snap
+            .mirrors
+            .iter()
+            .filter(|e| e.health.state == HealthState::Up)
+            .count(),
         total: snap.mirrors.len(),
         generated: when(SystemTime::now()),
         columns,
@@ -250,7 +293,19 @@ mod tests {
         assert_eq!(size(3 * 1024 * 1024), "3.0 MiB (3145728 bytes)");
         assert_eq!(duration(Duration::from_secs(7260)), "2h 1m");
         assert_eq!(duration(Duration::from_secs(90_000)), "1d 1h");
-        assert_eq!(SortBy::from_query(Some("mirrorstats&sort=lag&desc")), SortBy { key: "lag", desc: true });
-        assert_eq!(SortBy::from_query(Some("mirrorstats&sort=<x>")), SortBy { key: "name", desc: false });
+        assert_eq!(
+            SortBy::from_query(Some("mirrorstats&sort=lag&desc")),
+            SortBy {
+                key: "lag",
+                desc: true
+            }
+        );
+        assert_eq!(
+            SortBy::from_query(Some("mirrorstats&sort=<x>")),
+            SortBy {
+                key: "name",
+                desc: false
+            }
+        );
     }
 }
