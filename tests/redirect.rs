@@ -130,7 +130,11 @@ async fn redirect_carries_path_links_and_cache_headers() {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(links.len(), 5, "one Link line per alternative, then the Metalink: {links:?}");
+    assert_eq!(
+        links.len(),
+        5,
+        "one Link line per alternative, then the Metalink: {links:?}"
+    );
     assert_eq!(
         links[4],
         "</releases/1.0/my%20file.iso?meta4>; rel=describedby; type=\"application/metalink4+xml\""

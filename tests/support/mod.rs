@@ -380,3 +380,52 @@ impl TestApp {
             .as_u16()
     }
 }
+
+/// True when `tool` runs here. Missing: under CI (`CI` set) the test fails,
+/// naming the Debian package; elsewhere it says so and the caller skips.
+pub fn have_tool(tool: &str, package: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing and CI is set: .ci/run must install Debian's {package}"
+        );
+        eprintln!(
+            "NOTE: {tool} is not installed (apt-get install {package}): this check is NOT run"
+        );
+    }
+    found
+}
+
+/// Headless Chromium's DOM of `url` after load, as a person's browser would build it.
+pub fn chromium_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,250 @@
+//! The answers for clients other than a redirect, through the real listener:
+//! JSON, Metalink (checked by xmllint against the RFC 5854 schema), apt's
+//! mirror list, the mirror list and status pages (rendered by headless
+//! Chromium), and `curl -L` following a redirect to the right bytes.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+const BODY: &[u8] = b"the demo file, as every mirror serves it\n";
+
+struct World {
+    app: TestApp,
+    mirrors: Vec<TreeMirror>,
+}
+
+async fn world() -> World {
+    let mut mirrors = Vec::new();
+    for _ in 0..3 {
+        let m = TreeMirror::start().await;
+        m.put("releases/demo.iso", BODY);
+        mirrors.push(m);
+    }
+    let ms = [
+        M {
+            name: "de-fra",
+            url: mirrors[0].url(),
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        },
+        M {
+            name: "us-nyc",
+            url: mirrors[1].url(),
+            cc: "US",
+            lat: 40.71,
+            lon: -74.01,
+            extra: "",
+        },
+        M {
+            name: "jp-only",
+            url: mirrors[2].url(),
+            cc: "JP",
+            lat: 35.68,
+            lon: 139.69,
+            extra: "countries_only: [JP]",
+        },
+    ];
+    let app = TestApp::start(&config_yaml(&ms, TRUSTED_MANUAL_PROBES)).await;
+    World { app, mirrors }
+}
+
+async fn get(w: &World, path: &str, accept: Option<&str>) -> reqwest::Response {
+    let mut r = w
+        .app
+        .http
+        .get(w.app.url(path))
+        .header("x-forwarded-for", DE);
+    if let Some(a) = accept {
+        r = r.header("accept", a);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn json_ranks_for_the_client() {
+    let w = world().await;
+    for (path, accept) in [
+        ("/releases/demo.iso?json", None),
+        ("/releases/demo.iso", Some("application/json")),
+    ] {
+        let r = get(&w, path, accept).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        let mirrors = v["mirrors"].as_array().unwrap();
+        assert_eq!(mirrors[0]["name"], "de-fra", "{v}");
+        assert_eq!(mirrors.len(), 2, "every eligible mirror, ranked: {v}");
+        assert!(
+            v["left_out"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "jp-only"),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metalink_validates_and_lists_mirrors() {
+    let w = world().await;
+    for (path, accept) in [
+        ("/releases/demo.iso?meta4", None),
+        ("/releases/demo.iso.meta4", None),
+        ("/releases/demo.iso", Some("application/metalink4+xml")),
+    ] {
+        let r = get(&w, path, accept).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/metalink4+xml");
+        let doc = r.text().await.unwrap();
+        assert!(
+            doc.contains(&format!("{}releases/demo.iso</url>", w.mirrors[0].url())),
+            "{doc}"
+        );
+        assert!(doc.contains("location=\"de\""), "{doc}");
+        if have_tool("xmllint", "libxml2-utils") {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("a.meta4");
+            std::fs::write(&file, &doc).unwrap();
+            let out = Command::new("xmllint")
+                .args(["--noout", "--relaxng"])
+                .arg(repo_path("tests/data/metalink4.rng"))
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "xmllint: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn apt_mirror_list_names_base_urls() {
+    let w = world().await;
+    let r = get(&w, "/?aptmirrors", None).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines[0],
+        format!("{}\tpriority:1", w.mirrors[0].url()),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&w.mirrors[2].url()),
+        "a mirror that may not serve this client is not listed"
+    );
+}
+
+#[tokio::test]
+async fn curl_follows_the_redirect_to_the_bytes() {
+    let w = world().await;
+    if !have_tool("curl", "curl") {
+        return;
+    }
+    let url = w.app.url("/releases/demo.iso");
+    // Off the test's runtime thread: the server answers on it.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("curl")
+            .args([
+                "-sfL",
+                "--noproxy",
+                "*",
+                "-H",
+                &format!("X-Forwarded-For: {DE}"),
+            ])
+            .arg(url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, BODY);
+    assert_eq!(
+        w.mirrors[0].hits_of("releases/demo.iso"),
+        1,
+        "the bytes came from the nearest mirror"
+    );
+}
+
+#[tokio::test]
+async fn pages_render_in_a_browser_and_never_run_injected_markup() {
+    let w = world().await;
+    // Served as pages: escaped, and without any script allowed to run.
+    let r = get(&w, "/releases/demo.iso?mirrorlist", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    let hostile = "/releases/%3Cimg%20src=x%20onerror=%22document.title='pwned'%22%3E%3Cscript%3Edocument.title='pwned'.iso?mirrorlist";
+    let html = get(&w, hostile, None).await.text().await.unwrap();
+    assert!(
+        !html.contains("<script>document") && !html.contains("<img src=x"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    if !have_tool("chromium", "chromium") {
+        return;
+    }
+    let dom = tokio::task::spawn_blocking({
+        let url = w.app.url("/releases/demo.iso?mirrorlist");
+        move || chromium_dom(&url)
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("id=\"mirrors\""), "{dom}");
+    assert!(
+        dom.contains(">de-fra</a>") && dom.contains(">us-nyc</a>"),
+        "ranked mirrors are listed: {dom}"
+    );
+    assert!(
+        dom.contains("jp-only") && dom.contains("serves only some countries"),
+        "left out, with why: {dom}"
+    );
+    // The client address comes from the peer here (Chromium sends no XFF): an unknown place.
+    let dom = tokio::task::spawn_blocking({
+        let url = w.app.url(hostile);
+        move || chromium_dom(&url)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !dom.contains("pwned</title>"),
+        "an injected script ran: {dom}"
+    );
+    assert!(
+        !dom.contains("<img src=\"x\""),
+        "injected markup became an element: {dom}"
+    );
+    assert!(
+        dom.contains("&lt;script&gt;document.title"),
+        "shown as text: {dom}"
+    );
+    let dom = tokio::task::spawn_blocking({
+        let url = w.app.url("/?mirrorstats&sort=state");
+        move || chromium_dom(&url)
+    })
+    .await
+    .unwrap();
+    for name in ["de-fra", "us-nyc", "jp-only"] {
+        assert!(
+            dom.contains(&format!(">{name}</a>")),
+            "status lists {name}: {dom}"
+        );
+    }
+    assert!(dom.contains("State ▲"), "sorted by state: {dom}");
+}
