@@ -340,6 +340,27 @@ async fn mirrorgate_resumes_on_the_next_mirror_when_validators_match() {
     assert!(from > 100 && from <= 100 + MIB, "resumed from {from}");
 }
 
+#[tokio::test]
+async fn a_mirror_that_stalls_mid_body_is_left_after_the_idle_timeout() {
+    let _shared = ALONE.read().await;
+    let len = 2 * MIB;
+    let (t, m) = world(2, len, "mode: proxy\nproxy:\n  idle_timeout: 300ms").await;
+    m[0].stall_once_after(MIB / 2);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len() as u64, len);
+    assert!(matches_file(0, &body));
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_upstream_errors_total{kind=\"idle\",mirror=\"de-fra\"}"
+        ),
+        1.0
+    );
+    assert_eq!(m[1].file_hits().len(), 1);
+}
+
 /// N of a `bytes=N-{len-1}` Range header.
 fn resumed_from(range: &Option<String>, len: u64) -> u64 {
     let r = range.as_deref().expect("a Range request");

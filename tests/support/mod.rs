@@ -404,6 +404,8 @@ pub struct BigState {
     hang: std::sync::atomic::AtomicBool,
     /// The next body of the file breaks after this many bytes.
     die_once_after: std::sync::Mutex<Option<u64>>,
+    /// The next body of the file stops (without breaking) after this many bytes.
+    stall_once_after: std::sync::Mutex<Option<u64>>,
     etag: std::sync::Mutex<String>,
     last_modified: std::sync::Mutex<String>,
     /// Body bytes handed to the connection so far.
@@ -440,6 +442,7 @@ impl BigMirror {
             status: AtomicU16::new(0),
             hang: Default::default(),
             die_once_after: Default::default(),
+            stall_once_after: Default::default(),
             etag: std::sync::Mutex::new("\"big-v1\"".into()),
             last_modified: std::sync::Mutex::new("Tue, 14 Nov 2023 22:13:20 GMT".into()),
             produced: Default::default(),
@@ -488,6 +491,11 @@ impl BigMirror {
     /// The next body of the file breaks after `n` bytes.
     pub fn die_once_after(&self, n: u64) {
         *self.state.die_once_after.lock().unwrap() = Some(n);
+    }
+
+    /// The next body of the file stops after `n` bytes, its connection left open.
+    pub fn stall_once_after(&self, n: u64) {
+        *self.state.stall_once_after.lock().unwrap() = Some(n);
     }
 
     /// Another copy of the file, as far as validators say.
@@ -664,15 +672,18 @@ fn parse_ranges(spec: &str, len: u64) -> Option<Vec<(u64, u64)>> {
 /// The file's bytes `from..to`, generated as the connection asks for them.
 fn stream(st: &BigState, from: u64, to: u64, head: bool) -> Response<TestBody> {
     use http_body_util::BodyExt;
-    let die_at = if head {
-        None
-    } else {
-        st.die_once_after.lock().unwrap().take().map(|n| from + n)
+    let once = |m: &std::sync::Mutex<Option<u64>>| {
+        if head {
+            None
+        } else {
+            m.lock().unwrap().take().map(|n| from + n)
+        }
     };
     let body = PatternStream {
         pos: from,
         end: if head { from } else { to },
-        die_at,
+        die_at: once(&st.die_once_after),
+        stall_at: once(&st.stall_once_after),
         produced: st.produced.clone(),
     };
     let mut r = Response::new(body.boxed());
@@ -686,6 +697,7 @@ struct PatternStream {
     pos: u64,
     end: u64,
     die_at: Option<u64>,
+    stall_at: Option<u64>,
     produced: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -704,7 +716,15 @@ impl hyper::body::Body for PatternStream {
         if self.die_at.is_some_and(|d| self.pos >= d) {
             return Poll::Ready(Some(Err(std::io::Error::other("dying on purpose"))));
         }
-        let limit = self.die_at.unwrap_or(u64::MAX).min(self.end);
+        if self.stall_at.is_some_and(|d| self.pos >= d) {
+            // Never woken: the body just stops, as a mirror that hangs.
+            return Poll::Pending;
+        }
+        let limit = self
+            .die_at
+            .unwrap_or(u64::MAX)
+            .min(self.stall_at.unwrap_or(u64::MAX))
+            .min(self.end);
         let n = (limit - self.pos).min(32 * 1024) as usize;
         let at = (self.pos % PERIOD as u64) as usize;
         let chunk = pattern().slice(at..at + n);
