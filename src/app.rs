@@ -21,6 +21,7 @@ use crate::health::ProbeClient;
 use crate::http::{self, PublicHandler, ServeOptions};
 use crate::metrics::Metrics;
 use crate::origin::OriginIndexer;
+use crate::proxy::Proxy;
 use crate::registry;
 use crate::select::Scheme;
 use crate::state::{Loaded, State};
@@ -115,6 +116,7 @@ impl App {
             max_connections: config.limits.max_connections,
         };
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
+        let config_connect = config.proxy.connect_timeout;
         let loaded = load_parts(config.clone(), opts.geo.clone())
             .await
             .map_err(StartError::Load)?;
@@ -147,10 +149,14 @@ impl App {
         }
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
+        // Like the checker, the proxy's connection pool outlives reloads.
+        let proxy = Proxy::new(config_connect, metrics.clone(), &state)
+            .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
         let handler = PublicHandler::new(
             state.clone(),
             metrics.clone(),
             checker.clone(),
+            proxy,
             Scheme::Http,
         );
         let tasks = vec![

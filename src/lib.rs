@@ -22,6 +22,8 @@
 //!   publishes the next snapshot.
 //! - [`registry`]: the mirrors from the config, located by GeoIP when the
 //!   config leaves their location out.
+//! - [`proxy`]: for requests that are proxied rather than redirected, the
+//!   file streamed from the ranked mirrors with failover and passive health.
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
 //!   on a listener of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
@@ -41,6 +43,7 @@ pub mod http;
 pub mod metrics;
 pub mod origin;
 pub mod pages;
+pub mod proxy;
 pub mod registry;
 pub mod select;
 pub mod state;

@@ -30,10 +30,34 @@ pub enum Outcome {
     Hash,
     /// A mirror list, status page, Metalink, JSON or apt list.
     List,
+    /// The file, proxied from a mirror (whatever status the mirror gave).
+    Proxied,
+    /// Proxying failed on every mirror tried: 502 or 504.
+    ProxyError,
+}
+
+/// When a proxied request moved to the next mirror; the `phase` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverPhase {
+    /// Before the client got anything.
+    BeforeBody,
+    /// To resume a body whose mirror died.
+    MidBody,
+}
+
+impl FailoverPhase {
+    pub const ALL: [FailoverPhase; 2] = [FailoverPhase::BeforeBody, FailoverPhase::MidBody];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailoverPhase::BeforeBody => "before_body",
+            FailoverPhase::MidBody => "mid_body",
+        }
+    }
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Redirect,
         Outcome::Fallback,
         Outcome::NoMirror,
@@ -43,6 +67,8 @@ impl Outcome {
         Outcome::Origin,
         Outcome::Hash,
         Outcome::List,
+        Outcome::Proxied,
+        Outcome::ProxyError,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -56,6 +82,8 @@ impl Outcome {
             Outcome::Origin => "origin",
             Outcome::Hash => "hash",
             Outcome::List => "list",
+            Outcome::Proxied => "proxied",
+            Outcome::ProxyError => "proxy_error",
         }
     }
 }
@@ -92,12 +120,18 @@ pub struct Metrics {
     origin_pending: IntGauge,
     ondemand: IntCounterVec,
     pub ready: IntGauge,
+    proxy_bytes: IntCounterVec,
+    proxy_errors: IntCounterVec,
+    proxy_failovers: [IntCounter; FailoverPhase::ALL.len()],
+    pub proxy_active: IntGauge,
+    pub proxy_first_byte: Histogram,
 }
 
 /// Per-mirror counters resolved once per snapshot, so the request path does no label hashing.
 #[derive(Clone, Debug)]
 pub struct MirrorCounters {
     pub redirects: IntCounter,
+    pub proxied_bytes: IntCounter,
 }
 
 fn must<T>(r: Result<T, prometheus::Error>) -> T {
@@ -244,7 +278,54 @@ impl Metrics {
         ));
         reg(Box::new(ondemand.clone()));
 
+        let proxy_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "mirrorgate_proxy_bytes_total",
+                "Body bytes proxied from each mirror to clients.",
+            ),
+            &["mirror"],
+        ));
+        reg(Box::new(proxy_bytes.clone()));
+        let proxy_errors = must(IntCounterVec::new(
+            Opts::new(
+                "mirrorgate_proxy_upstream_errors_total",
+                "Failed attempts of proxied requests, by mirror and kind.",
+            ),
+            &["mirror", "kind"],
+        ));
+        reg(Box::new(proxy_errors.clone()));
+        let failovers_vec = must(IntCounterVec::new(
+            Opts::new(
+                "mirrorgate_proxy_failovers_total",
+                "Moves of a proxied request to the next mirror, before the body or mid-body.",
+            ),
+            &["phase"],
+        ));
+        reg(Box::new(failovers_vec.clone()));
+        let proxy_failovers =
+            FailoverPhase::ALL.map(|p| failovers_vec.with_label_values(&[p.as_str()]));
+        let proxy_active = must(IntGauge::new(
+            "mirrorgate_proxy_active_transfers",
+            "Proxied bodies being sent to clients now.",
+        ));
+        reg(Box::new(proxy_active.clone()));
+        let proxy_first_byte = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "mirrorgate_proxy_first_byte_seconds",
+                "Time from a proxied request to a mirror's response headers, failovers included.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        ));
+        reg(Box::new(proxy_first_byte.clone()));
+
         Metrics {
+            proxy_bytes,
+            proxy_errors,
+            proxy_failovers,
+            proxy_active,
+            proxy_first_byte,
             registry,
             mirror_lag,
             origin_files,
@@ -281,6 +362,7 @@ impl Metrics {
     pub fn mirror_counters(&self, mirror: &str) -> MirrorCounters {
         MirrorCounters {
             redirects: self.redirects.with_label_values(&[mirror]),
+            proxied_bytes: self.proxy_bytes.with_label_values(&[mirror]),
         }
     }
 
@@ -313,12 +395,27 @@ impl Metrics {
         self.ondemand.with_label_values(&[result]).inc();
     }
 
+    /// Counts a failed attempt of a proxied request.
+    pub fn proxy_error(&self, mirror: &str, kind: crate::proxy::UpstreamError) {
+        self.proxy_errors
+            .with_label_values(&[mirror, kind.as_str()])
+            .inc();
+    }
+
+    pub fn proxy_failover(&self, phase: FailoverPhase) {
+        self.proxy_failovers[phase as usize].inc();
+    }
+
     /// Drops every series of a mirror that left the config.
     pub fn forget_mirror(&self, mirror: &str) {
         let _ = self.redirects.remove_label_values(&[mirror]);
         let _ = self.mirror_up.remove_label_values(&[mirror]);
         let _ = self.probe_duration.remove_label_values(&[mirror]);
         let _ = self.mirror_lag.remove_label_values(&[mirror]);
+        let _ = self.proxy_bytes.remove_label_values(&[mirror]);
+        for k in crate::proxy::UPSTREAM_ERROR_KINDS {
+            let _ = self.proxy_errors.remove_label_values(&[mirror, k]);
+        }
         // Probe results are keyed by (mirror, result): remove every result seen.
         for r in PROBE_RESULTS {
             let _ = self.probes.remove_label_values(&[mirror, r]);

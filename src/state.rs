@@ -7,6 +7,7 @@
 //! never sees half of an update, and config, mirrors and health always agree.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +18,8 @@ use crate::config::Config;
 use crate::content::ContentIndex;
 use crate::geo::{GeoDb, UnitVector};
 use crate::health::{
-    HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober, ProberSettings,
+    FailureReason, HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober,
+    ProberSettings,
 };
 use crate::metrics::{Metrics, MirrorCounters};
 use crate::registry::Mirror;
@@ -40,6 +42,9 @@ pub struct MirrorEntry {
     pub lag: Option<Duration>,
     /// `100 / weight`, kept for the ranking.
     pub capacity: f64,
+    /// Set by the proxy after it reported a passive failure here, so that the
+    /// next success is reported too (and only that one); kept across publications.
+    pub passive: Arc<AtomicBool>,
 }
 
 impl MirrorEntry {
@@ -60,6 +65,7 @@ impl MirrorEntry {
                 .into(),
             lag: None,
             capacity: crate::select::capacity_factor(&mirror),
+            passive: Arc::default(),
             mirror,
             health,
             counters,
@@ -189,6 +195,9 @@ enum Command {
     Install(Loaded, oneshot::Sender<u64>),
     Content(Arc<ContentIndex>, oneshot::Sender<u64>),
     ProbeNow,
+    /// A proxied request failed on this mirror (`Err`), or it answered one
+    /// after such a failure (`Ok`).
+    Passive(Arc<str>, Result<(), FailureReason>),
 }
 
 /// The shared, read-mostly state, and the way to send changes to its owner.
@@ -265,6 +274,13 @@ impl State {
     pub fn probe_now(&self) {
         let _ = self.commands.send(Command::ProbeNow);
     }
+
+    /// Passive health: a proxied request failed on `mirror` (`Err`), or it
+    /// answered one after such a failure (`Ok`). Applied like a probe result
+    /// (see [`Owner::apply_passive`]) when `proxy.passive_failures` is on.
+    pub fn report_passive(&self, mirror: Arc<str>, result: Result<(), FailureReason>) {
+        let _ = self.commands.send(Command::Passive(mirror, result));
+    }
 }
 
 /// The one writer of the snapshot.
@@ -301,6 +317,12 @@ impl Owner {
                             p.probe_all_now();
                         }
                     }
+                    Some(Command::Passive(mirror, result)) => {
+                        // Most reports change no state: publish only a transition.
+                        if self.apply_passive(&mirror, result) {
+                            self.publish();
+                        }
+                    }
                     // Every `State` is gone: the app has shut down.
                     None => break,
                 },
@@ -328,12 +350,16 @@ impl Owner {
         let now = SystemTime::now();
         let mut mirrors = Vec::with_capacity(loaded.mirrors.len());
         for m in loaded.mirrors {
-            let health = match old.remove(&m.name) {
-                Some(e) if e.mirror.probe_url == m.probe_url => e.health,
-                _ => MirrorHealth::new(now),
+            let (health, passive) = match old.remove(&m.name) {
+                Some(e) if e.mirror.probe_url == m.probe_url => (e.health, Some(e.passive)),
+                _ => (MirrorHealth::new(now), None),
             };
             let counters = self.metrics.mirror_counters(&m.name);
-            mirrors.push(MirrorEntry::new(Arc::new(m), health, counters));
+            let mut entry = MirrorEntry::new(Arc::new(m), health, counters);
+            if let Some(p) = passive {
+                entry.passive = p;
+            }
+            mirrors.push(entry);
         }
         for name in old.keys() {
             self.metrics.forget_mirror(name);
@@ -420,6 +446,44 @@ impl Owner {
             }
         }
         self.update_ready();
+    }
+
+    /// Applies a passive report with the probes' rise/fall rules; true on a
+    /// change of state. Only a mirror that is up is affected: a failure
+    /// counts toward `fall`, a success ends the run of failures, but a mirror
+    /// comes back (or up the first time) only through probes and `rise`.
+    /// `last_check` and `rtt` stay those of the last probe.
+    fn apply_passive(&mut self, mirror: &str, result: Result<(), FailureReason>) -> bool {
+        let cfg = &self.snapshot.config;
+        if !cfg.proxy.passive_failures {
+            return false;
+        }
+        let (rise, fall) = (cfg.health.rise, cfg.health.fall);
+        let Some(entry) = self
+            .snapshot
+            .mirrors
+            .iter_mut()
+            .find(|e| &*e.mirror.name == mirror)
+        else {
+            return false;
+        };
+        if entry.health.state != HealthState::Up {
+            return false;
+        }
+        let (last_check, rtt) = (entry.health.last_check, entry.health.rtt);
+        let failure = result.as_ref().err().cloned();
+        let t = entry.health.observe(
+            result.map(|()| Duration::ZERO),
+            rise,
+            fall,
+            SystemTime::now(),
+        );
+        entry.health.last_check = last_check;
+        entry.health.rtt = rtt;
+        if let (Some(t), Some(reason)) = (t, failure) {
+            tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed (proxied traffic)");
+        }
+        t.is_some()
     }
 
     /// Readiness latches once every enabled mirror has been probed once and

@@ -31,7 +31,33 @@ pub(super) struct RawConfig {
     pub limits: Option<RawLimits>,
     pub admin: Option<RawAdmin>,
     pub origin: Option<RawOrigin>,
+    pub mode: Option<String>,
+    pub rules: Option<Vec<RawRule>>,
+    pub proxy: Option<RawProxy>,
     pub mirrors: Option<Vec<RawMirror>>,
+}
+
+/// One entry of `rules:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub pattern: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// `proxy:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub connect_timeout: Option<String>,
+    pub first_byte_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_attempts: Option<i64>,
+    pub max_total_time: Option<String>,
+    pub follow_redirects: Option<i64>,
+    pub passive_failures: Option<bool>,
+    pub auto_threshold: Option<i64>,
+    pub no_redirect_header: Option<String>,
 }
 
 /// `geoip:`

@@ -13,6 +13,7 @@ mod file;
 mod mirror;
 mod origin;
 mod parse;
+mod proxy;
 mod sections;
 mod validate;
 
@@ -66,7 +67,97 @@ pub struct Config {
     /// What the origin publishes and how mirrors are known to have it; none:
     /// every path is redirected, with no per-file checks.
     pub origin: Option<OriginConfig>,
+    /// How downloads are answered where no rule says otherwise.
+    pub mode: DeliveryMode,
+    /// Per-path modes; the first rule whose pattern matches wins.
+    pub rules: Vec<ModeRule>,
+    pub proxy: ProxyConfig,
     pub mirrors: Vec<MirrorConfig>,
+}
+
+/// How a download is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// A redirect to the best mirror (the default).
+    Redirect,
+    /// The file itself, streamed from the best mirror, with failover.
+    Proxy,
+    /// Proxied for files below `proxy.auto_threshold` and for clients that
+    /// ask not to be redirected; redirected otherwise.
+    Auto,
+}
+
+impl DeliveryMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryMode::Redirect => "redirect",
+            DeliveryMode::Proxy => "proxy",
+            DeliveryMode::Auto => "auto",
+        }
+    }
+}
+
+/// One entry of `rules:`.
+#[derive(Debug, Clone)]
+pub struct ModeRule {
+    /// As written in the file.
+    pub pattern: String,
+    pub mode: DeliveryMode,
+    /// Compiled `pattern` (one without `/` matches a file name anywhere).
+    pub matcher: globset::GlobMatcher,
+}
+
+/// `proxy:`: how proxied downloads reach mirrors.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Time to open a TCP connection (and finish TLS) to a mirror. Read at
+    /// start: the connection pool outlives reloads.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to a mirror to its response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest wait for the next piece of a body that has started.
+    pub idle_timeout: Duration,
+    /// Mirrors tried for one request (the first included), 1..=16.
+    pub max_attempts: u32,
+    /// Longest time spent trying mirrors before the client gets its
+    /// response headers (and, after a mirror died mid-body, resuming).
+    pub max_total_time: Duration,
+    /// Redirects of a mirror followed for the client; 0 passes them on.
+    pub follow_redirects: u32,
+    /// Whether failures of proxied requests count against a mirror's health.
+    pub passive_failures: bool,
+    /// In `auto` mode, files smaller than this (bytes, from the origin index) are proxied.
+    pub auto_threshold: u64,
+    /// In `auto` mode, a request carrying this header (or a `proxy` query
+    /// key) asks not to be redirected.
+    pub no_redirect_header: http::HeaderName,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            connect_timeout: Duration::from_secs(2),
+            first_byte_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            max_total_time: Duration::from_secs(20),
+            follow_redirects: 3,
+            passive_failures: true,
+            auto_threshold: 1024 * 1024,
+            no_redirect_header: http::HeaderName::from_static("x-no-redirect"),
+        }
+    }
+}
+
+impl Config {
+    /// The mode for `path` (decoded, no leading slash): the first matching
+    /// rule's, else `mode`.
+    pub fn mode_for(&self, path: &str) -> DeliveryMode {
+        self.rules
+            .iter()
+            .find(|r| r.matcher.is_match(path))
+            .map_or(self.mode, |r| r.mode)
+    }
 }
 
 /// GeoIP database files, resolved against the config file's directory and

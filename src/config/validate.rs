@@ -23,6 +23,7 @@ use url::Url;
 use super::duration::parse_duration;
 use super::file::{OneOrMany, RawConfig, RawGeo};
 use super::origin;
+use super::proxy;
 use super::sections::{admin, health, limits, selection};
 use super::{
     mirror, parse, Config, GeoConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
@@ -242,6 +243,9 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
             );
         }
     }
+    let mode = proxy::mode(c, "mode", raw.mode.as_deref());
+    let rules = proxy::rules(c, raw.rules.unwrap_or_default());
+    let proxy = proxy::proxy(c, raw.proxy.unwrap_or_default());
     let raw_mirrors = raw.mirrors.unwrap_or_default();
     // Counted on the raw list: a mirror with a bad field has its own error
     // and must not also trigger this one.
@@ -267,6 +271,9 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
         limits,
         admin,
         origin,
+        mode,
+        rules,
+        proxy,
         mirrors,
     }
 }

@@ -24,7 +24,7 @@ use crate::pages;
 use crate::select::Scheme;
 use crate::state::Snapshot;
 
-type Resp = Response<Full<Bytes>>;
+use super::Resp;
 
 /// The answer for `wanted` (anything but a redirect or `?sha256`).
 pub(crate) fn answer(
@@ -103,7 +103,7 @@ pub(crate) fn status(snap: &Snapshot, query: Option<&str>) -> (Outcome, Resp) {
 }
 
 fn page(body: String, media: &'static str) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(Bytes::from(body)).into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     // Rankings depend on the client and change with health: never shared.

@@ -1,10 +1,14 @@
-//! The download handler: one request in, one redirect (or a one-line error) out.
+//! The download handler: one request in, one redirect (or a proxied body, or
+//! a one-line error) out.
 //!
 //! Its steps, in order: method -> path -> client address -> GeoIP -> what the
-//! origin says of the path -> selection -> response -> metrics. It reads one
-//! snapshot and takes no lock; the only I/O it may wait for is on-demand
-//! checks of a just-published file, bounded by `origin.on_demand.wait`.
+//! origin says of the path -> redirect or proxy -> selection -> response ->
+//! metrics. It reads one snapshot and takes no lock; the only I/O it may wait
+//! for is on-demand checks of a just-published file, bounded by
+//! `origin.on_demand.wait`, and, for a proxied request, the mirrors (see
+//! [`crate::proxy`], which does all of that work).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,16 +22,20 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::answers;
+use super::body::ResponseBody;
 use super::client_ip::{client_addr, TrustedProxies};
 use super::files::{self, Target};
 use super::path::CleanPath;
+use crate::config::{Config, SelectionConfig};
 use crate::content::{Checker, FileInfo};
 use crate::formats::{self, Wanted};
 use crate::metrics::{Metrics, Outcome};
+use crate::proxy::{self, Proxy, ProxyFuture, ProxyRequest};
 use crate::select::{self, Client, Reason, Scheme};
 use crate::state::{Snapshot, State};
 
-type Resp = Response<Full<Bytes>>;
+/// A response of the public listener.
+pub type Resp = Response<ResponseBody>;
 
 /// Answers public requests from the current snapshot.
 #[derive(Clone)]
@@ -35,6 +43,7 @@ pub struct PublicHandler {
     state: Arc<State>,
     metrics: Metrics,
     checker: Checker,
+    proxy: Proxy,
     /// The scheme of this listener, when no trusted proxy says otherwise.
     scheme: Scheme,
 }
@@ -69,6 +78,15 @@ struct Pending {
     info: FileInfo,
     reasons: Vec<Reason>,
     check: Vec<usize>,
+    /// Set when the answer is to be proxied.
+    proxy: Option<ProxyRequest>,
+    start: Instant,
+}
+
+/// An answer that needs waiting for.
+enum Later {
+    Checks(Box<Pending>),
+    Proxy(ProxyFuture),
 }
 
 /// What the access log says of a request; taken only when that log is on.
@@ -80,11 +98,18 @@ struct Access {
 }
 
 impl PublicHandler {
-    pub fn new(state: Arc<State>, metrics: Metrics, checker: Checker, scheme: Scheme) -> Self {
+    pub fn new(
+        state: Arc<State>,
+        metrics: Metrics,
+        checker: Checker,
+        proxy: Proxy,
+        scheme: Scheme,
+    ) -> Self {
         PublicHandler {
             state,
             metrics,
             checker,
+            proxy,
             scheme,
         }
     }
@@ -108,14 +133,21 @@ impl PublicHandler {
                 }
             });
         let snap = self.state.load();
-        match self.answer(&snap, peer, req) {
+        match self.answer(&snap, peer, req, start) {
             Ok((outcome, resp)) => HandleFuture(Inner::Ready(Some(
                 self.finish(start, outcome, resp, access),
             ))),
-            Err(pending) => {
+            Err(Later::Checks(pending)) => {
                 let this = self.clone();
                 HandleFuture(Inner::Later(Box::pin(async move {
                     let (outcome, resp) = this.after_checks(pending).await;
+                    this.finish(start, outcome, resp, access)
+                })))
+            }
+            Err(Later::Proxy(proxied)) => {
+                let this = self.clone();
+                HandleFuture(Inner::Later(Box::pin(async move {
+                    let (outcome, resp) = proxied.await;
                     this.finish(start, outcome, resp, access)
                 })))
             }
@@ -142,13 +174,14 @@ impl PublicHandler {
         resp
     }
 
-    /// Answers at once, or returns what must be checked first.
+    /// Answers at once, or returns what must be checked or fetched first.
     fn answer<B>(
         &self,
         snap: &Arc<Snapshot>,
         peer: SocketAddr,
         req: &Request<B>,
-    ) -> Result<(Outcome, Resp), Box<Pending>> {
+        start: Instant,
+    ) -> Result<(Outcome, Resp), Later> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut resp = text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -204,11 +237,22 @@ impl PublicHandler {
             location,
             scheme: addr.scheme,
         };
+        // Redirect or proxy: decided before ranking, because a proxied
+        // request needs enough alternatives to fail over to.
+        let proxy_req = |info: Option<&FileInfo>| {
+            let size = info.map(|i| i.size);
+            proxy::wants_proxy(cfg, path.as_str(), size, req.headers(), req.uri().query()).then(
+                || ProxyRequest::new(req.method(), req.headers(), addr.ip, path.encoded(), info),
+            )
+        };
         let info = match target {
             Target::Any => {
-                let ranking =
-                    select::select(&snap.mirrors, &client, &cfg.selection, &mut rand::rng());
-                return Ok(respond(snap, ranking.map(|r| r.order), &path, None));
+                let proxied = proxy_req(None);
+                let selection = selection_for(cfg, proxied.is_some());
+                let ranking = select::select(&snap.mirrors, &client, &selection, &mut rand::rng());
+                return self
+                    .deliver(snap, ranking.map(|r| r.order), &path, None, proxied, start)
+                    .map_err(Later::Proxy);
             }
             Target::NotFound => {
                 return Ok((
@@ -230,19 +274,18 @@ impl PublicHandler {
             }
             Target::File(info) => info,
         };
+        let proxied = proxy_req(Some(&info));
+        let selection = selection_for(cfg, proxied.is_some());
         let now = self.checker.now();
         let reasons: Vec<Reason> = snap
             .mirrors
             .iter()
             .map(|e| files::verdict(snap, e, path.as_str(), &info, &self.checker, now))
             .collect();
-        let ranking = select::select_for(
-            &snap.mirrors,
-            &client,
-            &cfg.selection,
-            &mut rand::rng(),
-            |i| reasons[i],
-        );
+        let ranking =
+            select::select_for(&snap.mirrors, &client, &selection, &mut rand::rng(), |i| {
+                reasons[i]
+            });
         let parallel = cfg.origin.as_ref().map_or(0, |o| o.on_demand.parallel);
         let check = files::worth_checking(
             snap,
@@ -252,16 +295,38 @@ impl PublicHandler {
             parallel,
         );
         if check.is_empty() {
-            return Ok(respond(snap, ranking.map(|r| r.order), &path, Some(&info)));
+            let order = ranking.map(|r| r.order);
+            return self
+                .deliver(snap, order, &path, Some(&info), proxied, start)
+                .map_err(Later::Proxy);
         }
-        Err(Box::new(Pending {
+        Err(Later::Checks(Box::new(Pending {
             snap: snap.clone(),
             client,
             path,
             info,
             reasons,
             check,
-        }))
+            proxy: proxied,
+            start,
+        })))
+    }
+
+    /// Proxies from the ranked mirrors when the request is to be proxied,
+    /// else redirects (or falls back: the fallback is always a redirect).
+    fn deliver(
+        &self,
+        snap: &Snapshot,
+        order: Option<Vec<usize>>,
+        path: &CleanPath,
+        info: Option<&FileInfo>,
+        proxied: Option<ProxyRequest>,
+        start: Instant,
+    ) -> Result<(Outcome, Resp), ProxyFuture> {
+        match (order, proxied) {
+            (Some(order), Some(req)) => Err(self.proxy.forward(snap, &order, req, start)),
+            (order, _) => Ok(respond(snap, order, path, info)),
+        }
     }
 
     /// Checks the pending mirrors (bounded in time), then answers from what is known.
@@ -285,14 +350,33 @@ impl PublicHandler {
             }
         }
         let snap = &p.snap;
+        let selection = selection_for(&snap.config, p.proxy.is_some());
         let ranking = select::select_for(
             &snap.mirrors,
             &p.client,
-            &snap.config.selection,
+            &selection,
             &mut rand::rng(),
             |i| reasons[i],
         );
-        respond(snap, ranking.map(|r| r.order), &p.path, Some(&p.info))
+        let order = ranking.map(|r| r.order);
+        match self.deliver(snap, order, &p.path, Some(&p.info), p.proxy, p.start) {
+            Ok(answer) => answer,
+            Err(proxied) => proxied.await,
+        }
+    }
+}
+
+/// The selection settings for a request: a proxied one ranks at least
+/// `proxy.max_attempts` mirrors, its failover list.
+fn selection_for(cfg: &Config, proxied: bool) -> Cow<'_, SelectionConfig> {
+    let alternatives = (cfg.proxy.max_attempts as usize).saturating_sub(1);
+    if proxied && cfg.selection.link_mirrors < alternatives {
+        Cow::Owned(SelectionConfig {
+            link_mirrors: alternatives,
+            ..cfg.selection.clone()
+        })
+    } else {
+        Cow::Borrowed(&cfg.selection)
     }
 }
 
@@ -367,7 +451,9 @@ fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
     };
     match &info.sha256 {
         Some(hash) => {
-            let mut resp = Response::new(Full::new(Bytes::from(files::sha256_line(path, hash))));
+            let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::from(
+                files::sha256_line(path, hash),
+            ))));
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -388,7 +474,7 @@ fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
     }
 }
 
-fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Response<Full<Bytes>> {
+fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Resp {
     let chosen = &snap.mirrors[order[0]];
     chosen.counters.redirects.inc();
     let target = mirror_url(&chosen.mirror.url, path);
@@ -435,10 +521,10 @@ fn mirror_url(base: &url::Url, path: &CleanPath) -> String {
     s
 }
 
-fn redirect(status: StatusCode, target: String) -> Response<Full<Bytes>> {
+fn redirect(status: StatusCode, target: String) -> Resp {
     // No body: every client follows `Location`, and bytes on the wire are
     // most of the cost of an answer this small.
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     // Every target is built from a parsed URL and an encoded path: always a valid header.
@@ -453,8 +539,10 @@ fn redirect(status: StatusCode, target: String) -> Response<Full<Bytes>> {
 }
 
 /// A one-line plain-text answer.
-pub fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+pub fn text(status: StatusCode, message: &str) -> Resp {
+    let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::from(format!(
+        "{message}\n"
+    )))));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(

@@ -1,13 +1,16 @@
 //! The public listener: accept loop (`server.rs`), who the client is
 //! (`client_ip.rs`), what path it asked for (`path.rs`), and the download
-//! handler that answers with a redirect (`download.rs`).
+//! handler that answers with a redirect or a proxied body (`download.rs`,
+//! `body.rs`; the proxying itself is in [`crate::proxy`]).
 
 mod answers;
+mod body;
 pub mod client_ip;
 mod download;
 pub(crate) mod files;
 pub mod path;
 mod server;
 
-pub use download::{HandleFuture, PublicHandler};
+pub use body::ResponseBody;
+pub use download::{text, HandleFuture, PublicHandler, Resp};
 pub use server::{serve, ServeOptions};

@@ -429,3 +429,387 @@ pub fn chromium_dom(url: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Length of the repeating pattern of [`BigMirror`]'s file: a prime, so that
+/// a byte misplaced by any power-of-two amount shows.
+pub const PERIOD: usize = 65_521;
+
+/// Two periods of the pattern, so any window up to `PERIOD` is one slice.
+pub fn pattern() -> &'static Bytes {
+    static P: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        (0..2 * PERIOD)
+            .map(|j| ((j % PERIOD) * 7 + (j % PERIOD) / 256) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    })
+}
+
+/// The file's bytes from `offset`, `len` of them (for small expectations).
+pub fn expected(offset: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut pos = offset;
+    while out.len() < len {
+        let at = (pos % PERIOD as u64) as usize;
+        let n = (len - out.len()).min(PERIOD);
+        out.extend_from_slice(&pattern()[at..at + n]);
+        pos += n as u64;
+    }
+    out
+}
+
+/// True when `got` is the file's bytes from `offset` on.
+pub fn matches_file(offset: u64, got: &[u8]) -> bool {
+    let mut pos = offset;
+    for chunk in got.chunks(PERIOD) {
+        let at = (pos % PERIOD as u64) as usize;
+        if chunk != &pattern()[at..at + chunk.len()] {
+            return false;
+        }
+        pos += chunk.len() as u64;
+    }
+    true
+}
+
+/// Shared, switchable behaviour of a [`BigMirror`].
+pub struct BigState {
+    pub len: u64,
+    /// Non-zero: every request gets this status.
+    status: AtomicU16,
+    /// Set: requests are never answered.
+    hang: std::sync::atomic::AtomicBool,
+    /// The next body of the file breaks after this many bytes.
+    die_once_after: std::sync::Mutex<Option<u64>>,
+    /// The next body of the file stops (without breaking) after this many bytes.
+    stall_once_after: std::sync::Mutex<Option<u64>>,
+    etag: std::sync::Mutex<String>,
+    last_modified: std::sync::Mutex<String>,
+    /// Body bytes handed to the connection so far.
+    produced: Arc<std::sync::atomic::AtomicU64>,
+    /// (path, Range header) of every request.
+    hits: std::sync::Mutex<Vec<(String, Option<String>)>>,
+    /// Headers of the last request for the file.
+    last_headers: std::sync::Mutex<Option<hyper::HeaderMap>>,
+}
+
+/// A fake mirror with one large generated file, `/pub/big.bin` (the bytes of
+/// [`pattern`], generated as they are sent, never held whole), answering
+/// `HEAD`, single and multiple `Range`s, `If-Range`, `If-None-Match` and
+/// `If-Modified-Since`. `/pub/moved.bin` redirects to it; `/pub/` answers
+/// probes. It can fail on demand: a status for everything, hanging before
+/// the first byte, breaking a body after N bytes, refusing connections.
+pub struct BigMirror {
+    pub addr: SocketAddr,
+    pub state: Arc<BigState>,
+    task: JoinHandle<()>,
+    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+impl BigMirror {
+    pub async fn start(len: u64) -> BigMirror {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind big mirror");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(BigState {
+            len,
+            status: AtomicU16::new(0),
+            hang: Default::default(),
+            die_once_after: Default::default(),
+            stall_once_after: Default::default(),
+            etag: std::sync::Mutex::new("\"big-v1\"".into()),
+            last_modified: std::sync::Mutex::new("Tue, 14 Nov 2023 22:13:20 GMT".into()),
+            produced: Default::default(),
+            hits: Default::default(),
+            last_headers: Default::default(),
+        });
+        let conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (st, cs) = (state.clone(), conns.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let st = st.clone();
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let st = st.clone();
+                    async move { Ok::<_, Infallible>(big_answer(&st, req).await) }
+                });
+                let conn = tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+                cs.lock().unwrap().push(conn);
+            }
+        });
+        BigMirror {
+            addr,
+            state,
+            task,
+            conns,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/pub/", self.addr)
+    }
+
+    /// Every later request gets `code` (0: normal answers again).
+    pub fn set_status(&self, code: u16) {
+        self.state.status.store(code, Ordering::SeqCst);
+    }
+
+    /// Later requests are never answered (or are again).
+    pub fn set_hang(&self, hang: bool) {
+        self.state.hang.store(hang, Ordering::SeqCst);
+    }
+
+    /// The next body of the file breaks after `n` bytes.
+    pub fn die_once_after(&self, n: u64) {
+        *self.state.die_once_after.lock().unwrap() = Some(n);
+    }
+
+    /// The next body of the file stops after `n` bytes, its connection left open.
+    pub fn stall_once_after(&self, n: u64) {
+        *self.state.stall_once_after.lock().unwrap() = Some(n);
+    }
+
+    /// Another copy of the file, as far as validators say.
+    pub fn set_validators(&self, etag: &str, last_modified: &str) {
+        *self.state.etag.lock().unwrap() = etag.into();
+        *self.state.last_modified.lock().unwrap() = last_modified.into();
+    }
+
+    /// Stops listening and closes every connection: connections are refused from now on.
+    pub fn refuse(&self) {
+        self.task.abort();
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn produced(&self) -> u64 {
+        self.state.produced.load(Ordering::SeqCst)
+    }
+
+    /// Requests for the file (path under `/pub/`), with their Range headers.
+    pub fn file_hits(&self) -> Vec<Option<String>> {
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".bin"))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    pub fn last_headers(&self) -> Option<hyper::HeaderMap> {
+        self.state.last_headers.lock().unwrap().clone()
+    }
+}
+
+impl Drop for BigMirror {
+    fn drop(&mut self) {
+        self.refuse();
+    }
+}
+
+fn full(status: u16, body: impl Into<Bytes>) -> Response<TestBody> {
+    use http_body_util::BodyExt;
+    let mut r = Response::new(Full::new(body.into()).map_err(|e| match e {}).boxed());
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r
+}
+
+async fn big_answer(st: &BigState, req: Request<hyper::body::Incoming>) -> Response<TestBody> {
+    let path = req.uri().path().to_string();
+    let h = req.headers();
+    let range = h
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    st.hits.lock().unwrap().push((path.clone(), range.clone()));
+    if st.hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    let code = st.status.load(Ordering::SeqCst);
+    if code != 0 {
+        return full(code, "failing on purpose\n");
+    }
+    match path.as_str() {
+        "/pub/" => return full(200, "index\n"),
+        "/pub/moved.bin" => {
+            let mut r = full(302, "");
+            r.headers_mut()
+                .insert("location", "big.bin".parse().unwrap());
+            return r;
+        }
+        "/pub/big.bin" => {}
+        _ => return full(404, "not found\n"),
+    }
+    *st.last_headers.lock().unwrap() = Some(h.clone());
+    let etag = st.etag.lock().unwrap().clone();
+    let lm = st.last_modified.lock().unwrap().clone();
+    let validators = |r: &mut Response<TestBody>| {
+        let h = r.headers_mut();
+        h.insert("etag", etag.parse().unwrap());
+        h.insert("last-modified", lm.parse().unwrap());
+        h.insert("accept-ranges", "bytes".parse().unwrap());
+        h.insert("connection", "keep-alive".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("set-cookie", "mirror=1".parse().unwrap());
+    };
+    let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+    if header("if-none-match") == Some(etag.as_str())
+        || header("if-modified-since") == Some(lm.as_str())
+    {
+        let mut r = full(304, "");
+        validators(&mut r);
+        return r;
+    }
+    let if_range_ok = header("if-range").is_none_or(|v| v == etag || v == lm);
+    let ranges = match range.as_deref().filter(|_| if_range_ok) {
+        None => None,
+        Some(spec) => match parse_ranges(spec, st.len) {
+            Some(r) => Some(r),
+            None => {
+                let mut r = full(416, "");
+                r.headers_mut().insert(
+                    "content-range",
+                    format!("bytes */{}", st.len).parse().unwrap(),
+                );
+                return r;
+            }
+        },
+    };
+    let head = req.method() == hyper::Method::HEAD;
+    let mut resp = match ranges.as_deref() {
+        Some([(a, b)]) => {
+            let mut r = stream(st, *a, *b + 1, head);
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            r.headers_mut().insert(
+                "content-range",
+                format!("bytes {a}-{b}/{}", st.len).parse().unwrap(),
+            );
+            r
+        }
+        Some(many) => {
+            let mut body = Vec::new();
+            for (a, b) in many {
+                body.extend_from_slice(
+                    format!(
+                        "\r\n--BOUNDARY\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {a}-{b}/{}\r\n\r\n",
+                        st.len
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(&expected(*a, (*b - *a + 1) as usize));
+            }
+            body.extend_from_slice(b"\r\n--BOUNDARY--\r\n");
+            let mut r = full(206, if head { Vec::new() } else { body });
+            r.headers_mut().insert(
+                "content-type",
+                "multipart/byteranges; boundary=BOUNDARY".parse().unwrap(),
+            );
+            r
+        }
+        None => stream(st, 0, st.len, head),
+    };
+    validators(&mut resp);
+    resp
+}
+
+/// `bytes=a-b,c-,-n` within `len`; None when nothing is satisfiable.
+fn parse_ranges(spec: &str, len: u64) -> Option<Vec<(u64, u64)>> {
+    let spec = spec.strip_prefix("bytes=")?;
+    let mut out = Vec::new();
+    for part in spec.split(',') {
+        let (a, b) = part.trim().split_once('-')?;
+        let (a, b) = if a.is_empty() {
+            let n: u64 = b.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        } else {
+            let a: u64 = a.parse().ok()?;
+            let b = if b.is_empty() {
+                len - 1
+            } else {
+                b.parse::<u64>().ok()?.min(len - 1)
+            };
+            (a, b)
+        };
+        if a <= b && a < len {
+            out.push((a, b));
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The file's bytes `from..to`, generated as the connection asks for them.
+fn stream(st: &BigState, from: u64, to: u64, head: bool) -> Response<TestBody> {
+    use http_body_util::BodyExt;
+    let once = |m: &std::sync::Mutex<Option<u64>>| {
+        if head {
+            None
+        } else {
+            m.lock().unwrap().take().map(|n| from + n)
+        }
+    };
+    let body = PatternStream {
+        pos: from,
+        end: if head { from } else { to },
+        die_at: once(&st.die_once_after),
+        stall_at: once(&st.stall_once_after),
+        produced: st.produced.clone(),
+    };
+    let mut r = Response::new(body.boxed());
+    r.headers_mut()
+        .insert("content-length", (to - from).to_string().parse().unwrap());
+    r
+}
+
+/// A body of the pattern's bytes, 32 KiB a frame, that may break on purpose.
+struct PatternStream {
+    pos: u64,
+    end: u64,
+    die_at: Option<u64>,
+    stall_at: Option<u64>,
+    produced: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::body::Body for PatternStream {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        if self.pos >= self.end {
+            return Poll::Ready(None);
+        }
+        if self.die_at.is_some_and(|d| self.pos >= d) {
+            return Poll::Ready(Some(Err(std::io::Error::other("dying on purpose"))));
+        }
+        if self.stall_at.is_some_and(|d| self.pos >= d) {
+            // Never woken: the body just stops, as a mirror that hangs.
+            return Poll::Pending;
+        }
+        let limit = self
+            .die_at
+            .unwrap_or(u64::MAX)
+            .min(self.stall_at.unwrap_or(u64::MAX))
+            .min(self.end);
+        let n = (limit - self.pos).min(32 * 1024) as usize;
+        let at = (self.pos % PERIOD as u64) as usize;
+        let chunk = pattern().slice(at..at + n);
+        self.pos += n as u64;
+        self.produced.fetch_add(n as u64, Ordering::SeqCst);
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.end - self.pos)
+    }
+}

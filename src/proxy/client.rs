@@ -1,0 +1,100 @@
+//! The upstream HTTP client: hyper-util's pooled client, HTTP/1.1 with
+//! keep-alive to every mirror, HTTPS through rustls (ring, webpki roots) with
+//! HTTP/2 where the mirror offers it in ALPN; and the mapping of its errors
+//! to [`UpstreamError`].
+//!
+//! It owns no policy: timeouts other than connect, retries and redirects are
+//! the failover loop's.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::UpstreamError;
+
+/// Idle pooled connections to one mirror; beyond this they are closed.
+const MAX_IDLE_PER_HOST: usize = 64;
+/// How long an idle pooled connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// The pooled client; cheap to clone.
+pub(crate) type Upstream = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot set up TLS for proxying: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A client whose TCP connects give up after `connect_timeout`.
+pub(crate) fn build(connect_timeout: Duration) -> Result<Upstream, ClientError> {
+    let mut http = HttpConnector::new();
+    // https URLs are handled by the TLS layer wrapped around this connector.
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // The provider is named, not taken from the process default, so that no
+    // other crate's choice of provider can make this fail at run time.
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
+}
+
+/// The closed reason for a failed request (before its response headers).
+pub(crate) fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut tls = false;
+    let mut dns = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return UpstreamError::ConnectRefused,
+                std::io::ErrorKind::TimedOut if e.is_connect() => return UpstreamError::Connect,
+                _ => {}
+            }
+        }
+        tls |= s.is::<rustls::Error>();
+        // hyper-util's resolver error has no type of its own to test for.
+        dns |= s.to_string().starts_with("dns error");
+        source = s.source();
+    }
+    if tls {
+        UpstreamError::Tls
+    } else if dns {
+        UpstreamError::Dns
+    } else if e.is_connect() {
+        UpstreamError::Connect
+    } else {
+        UpstreamError::Other
+    }
+}
+
+/// The closed reason for a body that broke.
+pub(crate) fn classify_body(_e: &hyper::Error) -> UpstreamError {
+    UpstreamError::Body
+}

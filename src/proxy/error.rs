@@ -1,0 +1,127 @@
+//! Why one attempt on one mirror failed: a closed set, used as the `kind`
+//! label of `mirrorgate_proxy_upstream_errors_total` and mapped to the
+//! health checks' [`FailureReason`] for passive health.
+
+use crate::health::FailureReason;
+
+/// Why one attempt on one mirror failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The mirror's host refused the TCP connection.
+    #[error("connection refused")]
+    ConnectRefused,
+    /// Any other failure to connect (reset, unreachable, connect timeout).
+    #[error("could not connect")]
+    Connect,
+    /// The mirror's host name did not resolve.
+    #[error("DNS resolution failed")]
+    Dns,
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed")]
+    Tls,
+    /// No response headers within `proxy.first_byte_timeout`.
+    #[error("no response within the first-byte timeout")]
+    Timeout,
+    /// A 5xx answer.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// A 404: the mirror lacks the file (not a health failure).
+    #[error("file not found on the mirror")]
+    NotFound,
+    /// The body stopped for longer than `proxy.idle_timeout`.
+    #[error("the body stalled past the idle timeout")]
+    Idle,
+    /// The connection broke while the body was arriving.
+    #[error("the connection broke during the body")]
+    Body,
+    /// A mirror asked to resume answered with another copy of the file.
+    #[error("the resumed answer did not match the first")]
+    Mismatch,
+    /// Anything else (protocol error, unusable URL).
+    #[error("other error")]
+    Other,
+}
+
+/// Every value of the `kind` label, for removing a mirror's series.
+pub const KINDS: [&str; 11] = [
+    "connect_refused",
+    "connect",
+    "dns",
+    "tls",
+    "timeout",
+    "http_5xx",
+    "not_found",
+    "idle",
+    "body",
+    "mismatch",
+    "other",
+];
+
+impl UpstreamError {
+    /// The bounded metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ConnectRefused => "connect_refused",
+            Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Timeout => "timeout",
+            Self::Status(_) => "http_5xx",
+            Self::NotFound => "not_found",
+            Self::Idle => "idle",
+            Self::Body => "body",
+            Self::Mismatch => "mismatch",
+            Self::Other => "other",
+        }
+    }
+
+    /// What a failed probe with the same cause would say; `None` for causes
+    /// that say nothing about the mirror's health (it lacks one file, or
+    /// holds another copy of it).
+    pub fn health_reason(&self) -> Option<FailureReason> {
+        match self {
+            Self::ConnectRefused => Some(FailureReason::ConnectRefused),
+            Self::Connect => Some(FailureReason::Connect),
+            Self::Dns => Some(FailureReason::Dns),
+            Self::Tls => Some(FailureReason::Tls),
+            Self::Timeout | Self::Idle => Some(FailureReason::Timeout),
+            Self::Status(code) => Some(FailureReason::HttpStatus(*code)),
+            Self::Body | Self::Other => Some(FailureReason::Other),
+            Self::NotFound | Self::Mismatch => None,
+        }
+    }
+}
+
+/// The error a proxied body ends with when a mirror failed mid-body and no
+/// other mirror could take over: hyper then closes the client's connection,
+/// and the client can resume with a `Range` request.
+#[derive(Debug, thiserror::Error)]
+#[error("mirror {mirror} failed mid-body: {kind}")]
+pub struct StreamError {
+    pub mirror: std::sync::Arc<str>,
+    pub kind: UpstreamError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_listed() {
+        for e in [
+            UpstreamError::ConnectRefused,
+            UpstreamError::Connect,
+            UpstreamError::Dns,
+            UpstreamError::Tls,
+            UpstreamError::Timeout,
+            UpstreamError::Status(503),
+            UpstreamError::NotFound,
+            UpstreamError::Idle,
+            UpstreamError::Body,
+            UpstreamError::Mismatch,
+            UpstreamError::Other,
+        ] {
+            assert!(KINDS.contains(&e.as_str()), "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Proxy mode: the file itself, streamed from the best mirror, with failover.
+//!
+//! For clients that cannot or should not follow a redirect (`mode: proxy`,
+//! or `auto` for small files and clients that ask, see [`wants_proxy`]), the
+//! download handler hands the ranking's order (chosen mirror first, then the
+//! alternatives) to [`Proxy::forward`]. The parts, one per file:
+//!
+//! - `mode.rs`: redirect or proxy, for one request.
+//! - `client.rs`: the pooled hyper client (HTTP/1.1 keep-alive, HTTPS through
+//!   rustls with HTTP/2 where offered) and its error mapping.
+//! - `headers.rs`: what is forwarded to mirrors and back (hop-by-hop headers
+//!   removed, `Via` and `X-Forwarded-For` added).
+//! - `failover.rs`: the request tried on mirror after mirror until one answers
+//!   well, bounded in attempts and time, so the client sees one clean response.
+//! - `body.rs`: the body streamed with backpressure; `resume.rs`: taking over
+//!   a body from another mirror when its mirror dies mid-body.
+//! - `passive.rs`: failures of real traffic reported to the state owner.
+//! - `error.rs`: the closed set of upstream failures.
+//!
+//! This module reads the snapshot only while [`Proxy::forward`] runs
+//! synchronously; the transfer keeps the few mirrors it may use, not the snapshot.
+
+mod body;
+mod client;
+mod error;
+mod failover;
+mod headers;
+mod mode;
+mod passive;
+mod resume;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Method};
+
+pub use body::ProxyBody;
+pub use client::ClientError;
+pub use error::{StreamError, UpstreamError, KINDS as UPSTREAM_ERROR_KINDS};
+pub use headers::is_hop_by_hop;
+pub use mode::wants_proxy;
+
+use crate::content::FileInfo;
+use crate::http::Resp;
+use crate::metrics::{Metrics, Outcome};
+use crate::state::{Snapshot, State};
+use failover::{Hop, Job};
+use passive::Passive;
+
+/// What every proxied request shares: the connection pool, metrics, and the
+/// way to passive health.
+pub(crate) struct Ctx {
+    client: client::Upstream,
+    metrics: Metrics,
+    passive: Passive,
+}
+
+/// Proxies downloads; cheap to clone. Built once per process: the connection
+/// pool (and so `proxy.connect_timeout`) outlives reloads.
+#[derive(Clone)]
+pub struct Proxy {
+    ctx: Arc<Ctx>,
+}
+
+/// The answer to a proxied request, once the failover loop is done.
+pub type ProxyFuture = Pin<Box<dyn Future<Output = (Outcome, Resp)> + Send>>;
+
+/// The parts of a client's request a proxied answer needs, owned.
+#[derive(Debug, Clone)]
+pub struct ProxyRequest {
+    pub method: Method,
+    /// The headers to send to mirrors (already filtered).
+    headers: HeaderMap,
+    /// The file's path, percent-encoded, without its leading slash.
+    pub path: String,
+    /// The file as the origin's index knows it.
+    pub info: Option<FileInfo>,
+}
+
+impl ProxyRequest {
+    /// Takes what mirrors may see of a client's request (see `headers.rs`).
+    pub fn new(
+        method: &Method,
+        client_headers: &HeaderMap,
+        client_ip: IpAddr,
+        path_encoded: &str,
+        info: Option<&FileInfo>,
+    ) -> Self {
+        ProxyRequest {
+            method: method.clone(),
+            headers: headers::upstream_headers(client_headers, client_ip),
+            path: path_encoded.to_string(),
+            info: info.copied(),
+        }
+    }
+}
+
+impl Proxy {
+    /// A proxy whose connects to mirrors give up after `connect_timeout`;
+    /// passive health reports go to `state`.
+    pub fn new(
+        connect_timeout: Duration,
+        metrics: Metrics,
+        state: &Arc<State>,
+    ) -> Result<Proxy, ClientError> {
+        Ok(Proxy {
+            ctx: Arc::new(Ctx {
+                client: client::build(connect_timeout)?,
+                metrics,
+                passive: Passive::new(Arc::downgrade(state)),
+            }),
+        })
+    }
+
+    /// Proxies `req` from the mirrors of `order` (indices into
+    /// `snap.mirrors`, best first); `start` is when the request arrived.
+    pub fn forward(
+        &self,
+        snap: &Snapshot,
+        order: &[usize],
+        req: ProxyRequest,
+        start: Instant,
+    ) -> ProxyFuture {
+        let hops = order
+            .iter()
+            .filter_map(|&i| snap.mirrors.get(i))
+            .map(|e| Hop {
+                mirror: e.mirror.clone(),
+                counters: e.counters.clone(),
+                passive: e.passive.clone(),
+            })
+            .collect();
+        let job = Arc::new(Job {
+            ctx: self.ctx.clone(),
+            settings: snap.config.proxy.clone(),
+            hops,
+            path: req.path,
+            method: req.method,
+            headers: req.headers,
+            digest: crate::http::files::digest_headers(req.info.as_ref()),
+        });
+        Box::pin(failover::run(job, start))
+    }
+}
