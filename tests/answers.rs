@@ -248,3 +248,116 @@ async fn pages_render_in_a_browser_and_never_run_injected_markup() {
     }
     assert!(dom.contains("State ▲"), "sorted by state: {dom}");
 }
+
+#[tokio::test]
+async fn aria2c_downloads_through_the_metalink_from_several_mirrors() {
+    if !have_tool("aria2c", "aria2") {
+        return;
+    }
+    // 8 MiB of varied bytes, published by an origin tree and held by two mirrors.
+    let body: Vec<u8> = (0u32..8 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let origin = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(origin.path().join("releases")).unwrap();
+    std::fs::write(origin.path().join("releases/big.iso"), &body).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(origin.path().join("releases/big.iso"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    let trace = format!(
+        "{}\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    let mut mirrors = Vec::new();
+    for _ in 0..2 {
+        let m = TreeMirror::start().await;
+        m.put("releases/big.iso", body.clone());
+        m.put("project/trace/origin", trace.clone());
+        mirrors.push(m);
+    }
+    let top = format!(
+        "{TRUSTED_MANUAL_PROBES}\norigin:\n  root: {}\n  settle: 1s\n  trace_file: project/trace/origin\n",
+        origin.path().display()
+    );
+    let ms = [
+        M {
+            name: "a",
+            url: mirrors[0].url(),
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        },
+        M {
+            name: "b",
+            url: mirrors[1].url(),
+            cc: "FR",
+            lat: 48.86,
+            lon: 2.35,
+            extra: "",
+        },
+    ];
+    let app = TestApp::start(&config_yaml(&ms, &top)).await;
+    app.wait_for("the hash of big.iso", |s| {
+        s.content
+            .lookup("releases/big.iso")
+            .and_then(|(_, i)| i.sha256)
+            .is_some()
+    })
+    .await;
+    let meta = app
+        .http
+        .get(app.url("/releases/big.iso.meta4"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(meta.matches("<url ").count(), 2, "{meta}");
+    let dir = tempfile::tempdir().unwrap();
+    let url = app.url("/releases/big.iso.meta4");
+    let out_dir = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("aria2c")
+            .args([
+                "--no-conf",
+                "--console-log-level=notice",
+                "--summary-interval=0",
+                "--split=4",
+                "--min-split-size=1M",
+                // aria2c counts connections per host, and both mirrors are 127.0.0.1.
+                "--max-connection-per-server=4",
+                "--uri-selector=inorder",
+                // Slow enough on loopback that every connection gets a piece.
+                "--max-overall-download-limit=8M",
+                "--check-integrity=true",
+                "--all-proxy=",
+            ])
+            .arg(format!("--dir={}", out_dir.display()))
+            .arg(url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(dir.path().join("big.iso"))
+        .expect("aria2c saved the file under the Metalink's name");
+    assert!(got == body, "the download is byte-identical");
+    for (i, m) in mirrors.iter().enumerate() {
+        assert!(
+            m.hits_of("releases/big.iso") >= 1,
+            "mirror {i} served part of the file: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

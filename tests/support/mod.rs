@@ -274,7 +274,8 @@ where
 }
 
 /// A fake mirror with a file tree under `/pub/`: GET and HEAD answer with the
-/// file (and its `Content-Length`), 404 otherwise. Files can change at any time.
+/// file (and its `Content-Length`), or the one range asked for (206), 404
+/// otherwise. Files can change at any time.
 pub struct TreeMirror {
     pub addr: SocketAddr,
     files: Arc<std::sync::Mutex<std::collections::HashMap<String, Bytes>>>,
@@ -303,7 +304,28 @@ impl TreeMirror {
                     } else {
                         f.lock().unwrap().get(rel).cloned()
                     };
+                    let range = req
+                        .headers()
+                        .get("range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("bytes="))
+                        .and_then(|v| v.split_once('-'))
+                        .map(|(a, b)| (a.parse::<usize>().ok(), b.parse::<usize>().ok()));
                     let r = match body {
+                        // One range, as download managers ask: 206 with its slice.
+                        Some(b) if matches!(range, Some((Some(a), _)) if a < b.len()) => {
+                            let Some((Some(a), end)) = range else {
+                                unreachable!()
+                            };
+                            let end = end.map_or(b.len() - 1, |e| e.min(b.len() - 1));
+                            let mut r = Response::new(Full::new(b.slice(a..=end)));
+                            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                            r.headers_mut().insert(
+                                "content-range",
+                                format!("bytes {a}-{end}/{}", b.len()).parse().unwrap(),
+                            );
+                            r
+                        }
                         Some(b) => Response::new(Full::new(b)),
                         None => {
                             let mut r =
