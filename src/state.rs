@@ -107,6 +107,10 @@ pub struct Snapshot {
     /// The origin's last publication: the newest file of the index, or
     /// without one the freshest sync any mirror reports. Lags count from it.
     pub origin_published: Option<SystemTime>,
+    /// The oldest last sync of the enabled mirrors (Unix seconds), when every
+    /// one has reported one and none lags past `max_lag`: files older than
+    /// this need no per-mirror verdict.
+    pub fresh_since: Option<i64>,
 }
 
 impl Snapshot {
@@ -121,6 +125,7 @@ impl Snapshot {
             content: Arc::new(ContentIndex::empty()),
             content_loaded: false,
             origin_published: None,
+            fresh_since: None,
         }
     }
 
@@ -169,6 +174,21 @@ impl Snapshot {
                 _ => None,
             };
         }
+        let max_lag = self.config.origin.as_ref().and_then(|o| o.max_lag);
+        let enabled = || self.mirrors.iter().filter(|e| e.mirror.enabled);
+        self.fresh_since = if enabled().any(|e| e.lagging(max_lag)) {
+            None
+        } else {
+            enabled()
+                .map(|e| e.health.last_sync.map(crate::content::tree::unix_secs))
+                .try_fold(i64::MAX, |acc, s| s.map(|s| acc.min(s)))
+                .filter(|&s| s != i64::MAX)
+        };
+    }
+
+    /// True when every enabled mirror synced after a file of this time.
+    pub fn all_fresh_for(&self, mtime: i64) -> bool {
+        self.fresh_since.is_some_and(|s| s >= mtime)
     }
 
     /// True when an origin index is configured (even while still empty).
