@@ -6,24 +6,33 @@
 //! # The request path
 //!
 //! ```text
-//! accept ─► client_ip ─► geo lookup ─► select ─► respond ─► metrics
-//! (http::   (http::      (geo::GeoDb)  (select:  (http::download:
-//!  server)   client_ip)                 pure)     302 + Link headers)
+//! accept ─► client_ip ─► geo lookup ─► content lookup ─► select ─► respond ─► metrics
+//! (http::   (http::      (geo::GeoDb)  (http::files:     (select:  (http::download:
+//!  server)   client_ip)                 index, freshness) pure)     302 + Link + Digest,
+//!                                                                   proxy::, or
+//!                                                                   http::answers)
 //! ```
 //!
 //! The request path reads one immutable [`state::Snapshot`] (config, GeoIP,
-//! mirrors with their health) through a single `ArcSwap`: it takes no lock,
-//! does no I/O but the response itself, and cannot see half of an update.
+//! mirrors with their health, the origin's index) through a single
+//! `ArcSwap`: it takes no lock, and cannot see half of an update. Its only
+//! I/O besides the answer is bounded: on-demand checks of a just-published
+//! file, and the upstream of a proxied request.
 //!
 //! # Beside it
 //!
-//! - [`health`]: probes every mirror on a jittered interval; rise/fall thresholds.
+//! - [`health`]: probes every mirror on a jittered interval; rise/fall
+//!   thresholds; reads each mirror's trace file (its last sync).
+//! - [`content`]: the origin's index (tree walk, hashing, manifest), on-demand
+//!   checks of one file on one mirror, scans; [`origin`] keeps it fresh.
 //! - [`state`]: the one owner task that applies probe reports and reloads and
 //!   publishes the next snapshot.
 //! - [`registry`]: the mirrors from the config, located by GeoIP when the
 //!   config leaves their location out.
 //! - [`proxy`]: for requests that are proxied rather than redirected, the
 //!   file streamed from the ranked mirrors with failover and passive health.
+//! - [`formats`] and [`pages`]: Metalink, JSON, apt mirror lists and the HTML
+//!   pages, all rendered from the same ranking as [`explain`].
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
 //!   on a listener of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
