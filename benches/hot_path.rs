@@ -99,13 +99,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let ms = mirrors();
-    let cfg = SelectionConfig {
-        band: 0.25,
-        band_km: 500.0,
-        same_asn_factor: 0.5,
-        same_country_factor: 0.75,
-        link_mirrors: 4,
-    };
+    let cfg = SelectionConfig::default();
     let (location, _) = geo.lookup(ip);
     let client = Client {
         location,

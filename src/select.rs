@@ -398,13 +398,7 @@ mod tests {
     }
 
     fn cfg() -> SelectionConfig {
-        SelectionConfig {
-            band: 0.25,
-            band_km: 500.0,
-            same_asn_factor: 0.5,
-            same_country_factor: 0.75,
-            link_mirrors: 4,
-        }
+        SelectionConfig::default()
     }
 
     fn mirror(name: &str, cc: &str, lat: f64, lon: f64, weight: u32) -> Mirror {

@@ -63,6 +63,18 @@ impl World {
         panic!("redirect to an unknown place: {location}")
     }
 
+    /// The published health state of a mirror.
+    fn state_of(&self, name: &str) -> HealthState {
+        self.app
+            .app
+            .state()
+            .load()
+            .mirror(name)
+            .unwrap()
+            .health
+            .state
+    }
+
     /// Makes every mirror fail two probe rounds (fall = 2) and waits until all are down.
     async fn all_down(&self) {
         for m in &self.mirrors {
@@ -189,17 +201,7 @@ async fn failing_mirror_leaves_after_fall_and_returns_after_rise() {
     w.mirrors[0].set_status(503);
     // fall = 2: one failed probe keeps it up...
     w.app.probe_round("de-fra").await;
-    assert_eq!(
-        w.app
-            .app
-            .state()
-            .load()
-            .mirror("de-fra")
-            .unwrap()
-            .health
-            .state,
-        HealthState::Up
-    );
+    assert_eq!(w.state_of("de-fra"), HealthState::Up);
     assert_eq!(w.chosen(DE).await, "de-fra");
     // ...the second takes it out.
     w.app.probe_round("de-fra").await;
@@ -219,17 +221,7 @@ async fn failing_mirror_leaves_after_fall_and_returns_after_rise() {
     // rise = 2: back after two good probes, not one.
     w.mirrors[0].set_status(200);
     w.app.probe_round("de-fra").await;
-    assert_eq!(
-        w.app
-            .app
-            .state()
-            .load()
-            .mirror("de-fra")
-            .unwrap()
-            .health
-            .state,
-        HealthState::Down
-    );
+    assert_eq!(w.state_of("de-fra"), HealthState::Down);
     w.app.probe_round("de-fra").await;
     w.app.wait_state("de-fra", HealthState::Up).await;
     assert_eq!(w.chosen(DE).await, "de-fra");
