@@ -9,8 +9,10 @@
 #     SMALL_COUNT small files of 4-64 KiB (random bytes) from a temp dir;
 #   - mirrorgate, `mode: proxy`, with that single mirror (no GeoIP);
 #   - nginx as the reference proxy: `proxy_pass` to the same mirror,
-#     worker_processes 1, upstream keep-alive, proxy_buffering on in memory
-#     only (proxy_max_temp_file_size 0: never buffers a body to disk).
+#     worker_processes 1, upstream keep-alive, proxy_buffering on with 64 KiB
+#     buffers (8 per connection), in memory only (proxy_max_temp_file_size 0:
+#     never a body to disk). nginx's default buffers (4/8 KiB) halve its
+#     throughput here; NGINX_PROXY_BUFFERS changes them.
 # It checks that both proxies return the mirror's bytes, then measures in
 # alternating rounds with the same wrk command for both:
 #   (1) large: CONNECTIONS clients downloading the 1 GiB file at once for
@@ -27,6 +29,8 @@
 #   THREADS [2]         wrk threads
 #   SMALL_COUNT [1000]  number of small files
 #   LARGE_MIB [1024]    size of the large file, MiB (at least 1024)
+#   NGINX_PROXY_BUFFERS ["proxy_buffering on; proxy_buffer_size 64k; proxy_buffers 8 64k;"]
+#                       the reference proxy's buffering directives
 #   PIN [auto]          auto: both proxies on the last allowed CPU, wrk and the
 #                       mirror on the others; off: no pinning
 #   CARGO_TARGET_DIR    honoured as cargo does (default: target/ in the repo)
@@ -44,6 +48,7 @@ THREADS=${THREADS:-2}
 SMALL_COUNT=${SMALL_COUNT:-1000}
 LARGE_MIB=${LARGE_MIB:-1024}
 PIN=${PIN:-auto}
+NGINX_PROXY_BUFFERS=${NGINX_PROXY_BUFFERS:-proxy_buffering on; proxy_buffer_size 64k; proxy_buffers 8 64k;}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 TARGET_RATIO=0.9
 LARGE_PATH=/large/big-1GiB.bin
@@ -133,7 +138,7 @@ say "mirror :$MIRROR_PORT, nginx proxy :$NGINX_PORT, mirrorgate :$MG_PORT (admin
 say "checking that both proxies return the mirror's bytes"
 for name in nginx mirrorgate; do
     if [[ $name == nginx ]]; then port=$NGINX_PORT; else port=$MG_PORT; fi
-    for p in $(sed -n '1p;$p' "$PATHS"); do
+    for p in "$(head -n 1 "$PATHS")" "$(tail -n 1 "$PATHS")"; do
         cmp -s <(curl -sf "http://127.0.0.1:$port$p") "$DOCROOT/pub$p" || die "$name: $p differs from the mirror's file"
     done
     size=$(curl -sf -o /dev/null -w '%{size_download}' -r 0-1048575 "http://127.0.0.1:$port$LARGE_PATH")
@@ -201,7 +206,7 @@ echo "  mirrorgate peak RSS (VmHWM) during the large runs: $((PEAK_MG / 1024)) M
     "during the small runs: $((PEAK_MG_SMALL / 1024)) MiB"
 echo "  nginx proxy worker peak RSS during the large runs: $((PEAK_NG / 1024)) MiB"
 echo "  mirror:   nginx, sendfile, $((SMALL_BYTES / 1024)) KiB of small files; proxies on loopback, HTTP/1.1 keep-alive to it"
-echo "  nginx:    worker_processes 1, proxy_buffering on (memory only, proxy_max_temp_file_size 0), keepalive 64"
+echo "  nginx:    worker_processes 1, keepalive 64 to the mirror, proxy_max_temp_file_size 0, $NGINX_PROXY_BUFFERS"
 echo "  wrk:      ${CLIENT_CPUS:+taskset -c $CLIENT_CPUS }wrk -t$THREADS -c$CONNECTIONS -d$DURATION -s benches/load/rotate-xff.lua URL -- ADDR PATH|@PATHS"
 echo "  pinning:  $PINNING"
 for c in "large:$L_RATIO" "small:$S_RATIO"; do

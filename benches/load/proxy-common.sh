@@ -2,7 +2,8 @@
 # after benches/load/common.sh (not run on its own): free ports, nginx
 # configs, memory figures from /proc, and one measured wrk run of a proxy.
 #
-# The sourcing script sets, before calling proxy_measure: RESULTS (the file
+# The sourcing script sets NGINX_PROXY_BUFFERS (nginx directives) before
+# calling nginx_conf, and before calling proxy_measure: RESULTS (the file
 # it appends to) and RUN/THREADS/CONNECTIONS/DURATION as for common.sh, and
 # $RUN/addr.txt (the address list rotate-xff.lua wants).
 # shellcheck shell=bash
@@ -62,8 +63,8 @@ EOF
     }
     proxy_http_version 1.1;
     proxy_set_header Connection "";
-    proxy_buffering on;
     proxy_max_temp_file_size 0;
+    $NGINX_PROXY_BUFFERS
 EOF
     fi
     cat <<EOF
