@@ -48,15 +48,7 @@ async fn metrics_pass_promtool_and_count_requests() {
     t.get_from(NO_RECORD, "/a.iso").await;
     let raw = "GET /../x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
     assert_eq!(raw_status(t.app.public_addr(), raw).await, 400);
-    let body = t
-        .http
-        .get(t.admin("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = t.get_text(t.admin("/metrics")).await;
     for want in [
         "mirrorgate_requests_total{outcome=\"redirect\"} 2",
         "mirrorgate_requests_total{outcome=\"bad_request\"} 1",

@@ -308,15 +308,7 @@ async fn aria2c_downloads_through_the_metalink_from_several_mirrors() {
             .is_some()
     })
     .await;
-    let meta = app
-        .http
-        .get(app.url("/releases/big.iso.meta4"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let meta = app.get_text(app.url("/releases/big.iso.meta4")).await;
     assert_eq!(meta.matches("<url ").count(), 2, "{meta}");
     let dir = tempfile::tempdir().unwrap();
     let url = app.url("/releases/big.iso.meta4");

@@ -391,6 +391,12 @@ impl TestApp {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
     }
 
+    /// GET of any URL (public or admin listener); the body as text.
+    pub async fn get_text(&self, url: String) -> String {
+        let r = self.http.get(&url).send().await.expect("request");
+        r.text().await.expect("body")
+    }
+
     /// GET on the admin listener; the status.
     pub async fn admin_status(&self, path: &str) -> u16 {
         self.http
