@@ -32,6 +32,9 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// [`SEGMENT`] in a whole path: the same, but for the separator.
+const PATH: &AsciiSet = &SEGMENT.remove(b'/');
+
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -74,6 +77,45 @@ impl CleanPath {
         if !raw.starts_with('/') {
             return Err(PathError::NotAbsolute);
         }
+        if let Some(plain) = CleanPath::plain(raw) {
+            return Ok(plain);
+        }
+        CleanPath::decode(raw)
+    }
+
+    /// The common case without decoding: a path of bytes that need no
+    /// escaping and no dropping is already its own normal form. `None` when
+    /// anything in it needs [`CleanPath::decode`]'s work (or its refusal).
+    fn plain(raw: &str) -> Option<CleanPath> {
+        let rest = raw.strip_prefix('/')?;
+        // Nothing to escape (which also means: no '%', no control byte, no
+        // backslash, nothing beyond ASCII) when the encoder's first piece is
+        // the whole input itself, not an escape that happens to look like it.
+        let unescaped = match utf8_percent_encode(rest, PATH).next() {
+            None => true,
+            Some(piece) => piece.as_ptr() == rest.as_ptr() && piece.len() == rest.len(),
+        };
+        if !unescaped {
+            return None;
+        }
+        let mut segments = rest.split('/').peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            match seg {
+                // A trailing slash is kept; an empty segment elsewhere is dropped, by `decode`.
+                "" if last => {}
+                "" | "." | ".." => return None,
+                _ => {}
+            }
+        }
+        Some(CleanPath {
+            decoded: rest.to_owned(),
+            encoded: rest.to_owned(),
+        })
+    }
+
+    /// The general case: decode, check, drop empty and `.` segments, re-encode.
+    fn decode(raw: &str) -> Result<CleanPath, PathError> {
         let bytes: Vec<u8> = percent_decode_str(raw).collect();
         if bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
             return Err(PathError::ControlCharacter);
@@ -132,6 +174,37 @@ mod tests {
 
     fn err(raw: &str) -> PathError {
         CleanPath::parse(raw, 4096).unwrap_err()
+    }
+
+    proptest! {
+        // The shortcut for plain paths gives what the general way gives.
+        #[test]
+        fn plain_paths_are_their_own_normal_form(raw in "/[a-z./%~ ?#0-9F]{0,12}") {
+            if let Some(plain) = CleanPath::plain(&raw) {
+                prop_assert_eq!(Ok(plain), CleanPath::decode(&raw));
+            }
+        }
+    }
+
+    #[test]
+    fn the_shortcut_takes_plain_paths_only() {
+        assert!(CleanPath::plain("/releases/1.0/demo-1.0.iso").is_some());
+        assert!(CleanPath::plain("/dir/").is_some());
+        assert!(CleanPath::plain("/").is_some());
+        for raw in [
+            "//a",
+            "/a//b",
+            "/./a",
+            "/a/..",
+            "/a%20b",
+            "/%25",
+            "/?",
+            "/a b",
+            "/caf\u{e9}",
+            "/a?b",
+        ] {
+            assert!(CleanPath::plain(raw).is_none(), "{raw}");
+        }
     }
 
     #[test]
