@@ -14,7 +14,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 use crate::select::Scheme;
@@ -108,7 +108,10 @@ fn walk<'a>(
     last
 }
 
-fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Option<Vec<&'a str>> {
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+fn header_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Vec<&'a str>> {
     let mut out = Vec::new();
     for v in headers.get_all(name) {
         // A non-ASCII header value is malformed: fall back to the peer.
@@ -117,27 +120,43 @@ fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> Option<Vec<&'a str>>
     Some(out)
 }
 
+/// The comma-separated items of every line of a header, in order (several
+/// lines are one list, RFC 9110 section 5.3); `None` when a line is not ASCII.
+/// Borrowed, not collected: this runs on every request behind a proxy.
+fn list_items<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<impl DoubleEndedIterator<Item = &'a str>> {
+    let lines = headers.get_all(name);
+    if lines.iter().any(|v| v.to_str().is_err()) {
+        return None;
+    }
+    Some(
+        lines
+            .into_iter()
+            .flat_map(|v| v.to_str().unwrap_or_default().split(',')),
+    )
+}
+
 fn from_xff(
     peer: IpAddr,
     headers: &HeaderMap,
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
-    let values = header_values(headers, "x-forwarded-for")?;
-    // Several header lines are one list, in order (RFC 9110 section 5.3).
-    let hops = values.iter().flat_map(|v| v.split(',')).collect::<Vec<_>>();
-    if hops.is_empty() {
+    if !headers.contains_key(&X_FORWARDED_FOR) {
         return Some(ClientAddr { ip: peer, scheme });
     }
-    let ip = walk(hops.iter().copied(), trusted, parse_xff_hop)?;
+    let ip = walk(
+        list_items(headers, &X_FORWARDED_FOR)?,
+        trusted,
+        parse_xff_hop,
+    )?;
     // The nearest proxy's word on the scheme: the last value of X-Forwarded-Proto.
-    let proto = header_values(headers, "x-forwarded-proto").and_then(|v| {
-        v.iter()
-            .flat_map(|v| v.split(','))
-            .next_back()
-            .map(str::trim)
-            .and_then(parse_proto)
-    });
+    let proto = list_items(headers, &X_FORWARDED_PROTO)
+        .and_then(|mut items| items.next_back())
+        .map(str::trim)
+        .and_then(parse_proto);
     Some(ClientAddr {
         ip,
         scheme: proto.unwrap_or(scheme),
@@ -227,7 +246,7 @@ fn from_forwarded(
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
-    let values = header_values(headers, "forwarded")?;
+    let values = header_values(headers, &http::header::FORWARDED)?;
     let mut elements = Vec::new();
     for v in &values {
         for el in split_elements(v) {
