@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod origin;
 pub mod pages;
 pub mod proxy;
+pub mod rankcache;
 pub mod registry;
 pub mod select;
 pub mod state;

@@ -356,6 +356,131 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
     Some((Ranking { order }, band))
 }
 
+/// The mirrors eligible for one client place and scheme, best first, with
+/// their costs: everything a request from there needs of the ranking but the
+/// random draw and the per-file verdicts. It depends only on the place, the
+/// scheme and the snapshot, so [`crate::rankcache`] computes it once per place
+/// and reuses it until the mirrors' state changes.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// `(mirror index, cost)`, ordered by cost, then index (the order of
+    /// [`rank`]'s ties).
+    entries: Box<[(u32, f64)]>,
+    /// False when more mirrors were eligible than were kept.
+    complete: bool,
+}
+
+impl Ranked {
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no mirror is eligible.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// At most this many mirrors are kept in a [`Ranked`]: enough for the spread
+/// band and the alternatives of any sane config; a request they do not settle
+/// is ranked in full.
+pub const RANKED_KEEP: usize = 64;
+
+/// The eligible mirrors for a located client (see [`Ranked`]); `None` for a
+/// client without coordinates, whose draw is over every mirror anyway.
+pub fn ranked<C: Candidate>(
+    mirrors: &[C],
+    client: &Client,
+    cfg: &SelectionConfig,
+) -> Option<Ranked> {
+    let loc = located(client)?;
+    let at = loc.coords.map(UnitVector::from);
+    let mut entries: Vec<(u32, f64)> = mirrors
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| eligibility(*c, client) == Reason::Eligible)
+        .filter_map(|(i, c)| {
+            let cost = cost_at(c.mirror(), c.position(), c.capacity_factor(), loc, at, cfg);
+            Some((u32::try_from(i).ok()?, cost))
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let complete = entries.len() <= RANKED_KEEP;
+    entries.truncate(RANKED_KEEP);
+    Some(Ranked {
+        entries: entries.into_boxed_slice(),
+        complete,
+    })
+}
+
+/// [`select_for`] from a [`Ranked`] of the client's place: the same answer
+/// for the same random source, in time that grows with the band and the
+/// alternatives rather than with the number of mirrors. `None` when the kept
+/// entries do not settle it (the band or the alternatives may go on past
+/// them); the caller then ranks in full.
+pub fn select_ranked<C: Candidate, R: Rng + ?Sized>(
+    mirrors: &[C],
+    ranked: &Ranked,
+    cfg: &SelectionConfig,
+    rng: &mut R,
+    for_file: impl Fn(usize) -> Reason,
+) -> Option<Option<Ranking>> {
+    let passes = |i: u32| for_file(i as usize) == Reason::Eligible;
+    let k = cfg.link_mirrors;
+    // The band: every passing mirror within reach of the best passing one.
+    // The walk goes on past it until k + 1 passing mirrors are seen, so that
+    // the alternatives are known to be there before anything is drawn.
+    let mut band = [0usize; RANKED_KEEP];
+    let mut in_band = 0;
+    let mut limit = None;
+    let mut band_closed = false;
+    let mut passing = 0;
+    for &(i, cost) in ranked.entries.iter() {
+        if band_closed && passing > k {
+            break;
+        }
+        if !passes(i) {
+            continue;
+        }
+        passing += 1;
+        if band_closed {
+            continue;
+        }
+        let limit = *limit.get_or_insert_with(|| cost + (cost * cfg.band).max(cfg.band_km));
+        if cost > limit {
+            band_closed = true;
+        } else {
+            band[in_band] = i as usize;
+            in_band += 1;
+        }
+    }
+    // Not settled by the kept entries: decided before the draw, so that the
+    // full ranking the caller falls back to draws from the same random state.
+    if !ranked.complete && (!band_closed || passing <= k) {
+        return None;
+    }
+    if in_band == 0 {
+        return Some(None);
+    }
+    // Drawn in mirror order, as `rank` draws, so that both agree on a seed.
+    let band = &mut band[..in_band];
+    band.sort_unstable();
+    let weight = |i: usize| u64::from(mirrors[i].mirror().weight.max(1));
+    let chosen = band[weighted_pick(band, weight, rng)];
+    let mut order = Vec::with_capacity(1 + k.min(passing));
+    order.push(chosen);
+    for &(i, _) in ranked.entries.iter() {
+        if order.len() > k {
+            break;
+        }
+        if i as usize != chosen && passes(i) {
+            order.push(i as usize);
+        }
+    }
+    Some(Some(Ranking { order }))
+}
+
 /// Index into `items` drawn with probability proportional to `weight`.
 fn weighted_pick<R: Rng + ?Sized>(
     items: &[usize],

@@ -22,6 +22,7 @@ use crate::health::{
     ProberSettings,
 };
 use crate::metrics::{Metrics, MirrorCounters};
+use crate::rankcache::RankCache;
 use crate::registry::Mirror;
 use crate::select::Candidate;
 
@@ -111,6 +112,9 @@ pub struct Snapshot {
     /// one has reported one and none lags past `max_lag`: files older than
     /// this need no per-mirror verdict.
     pub fresh_since: Option<i64>,
+    /// Rankings per client place for these mirrors (see [`crate::rankcache`]);
+    /// replaced whenever something ranking reads changes.
+    pub rank_cache: Arc<RankCache>,
 }
 
 impl Snapshot {
@@ -126,6 +130,7 @@ impl Snapshot {
             content_loaded: false,
             origin_published: None,
             fresh_since: None,
+            rank_cache: Arc::default(),
         }
     }
 
@@ -254,6 +259,7 @@ impl State {
             prober: None,
             client,
             reports: mpsc::unbounded_channel().1,
+            rank_inputs: RankInputs::default(),
         };
         owner.install(loaded);
         owner.publish();
@@ -312,6 +318,50 @@ struct Owner {
     prober: Option<Prober>,
     client: ProbeClient,
     reports: mpsc::UnboundedReceiver<ProbeReport>,
+    /// What the published snapshot's rank cache was made for.
+    rank_inputs: RankInputs,
+}
+
+/// Everything [`crate::select::ranked`] reads of a snapshot, beside the
+/// client: while it stays the same, rankings per place stay valid and the
+/// rank cache is carried over to the next publication. Config and mirrors are
+/// compared by identity (a reload or a GeoIP fill-in makes new ones); holding
+/// them here keeps an address from being reused by a different one.
+#[derive(Debug, Default)]
+struct RankInputs {
+    config: Option<Arc<Config>>,
+    /// Per mirror: its settings and place, health state and capacity.
+    mirrors: Vec<(Arc<Mirror>, HealthState, u64)>,
+}
+
+impl RankInputs {
+    fn of(s: &Snapshot) -> RankInputs {
+        RankInputs {
+            config: Some(s.config.clone()),
+            mirrors: s
+                .mirrors
+                .iter()
+                .map(|e| (e.mirror.clone(), e.health.state, e.capacity.to_bits()))
+                .collect(),
+        }
+    }
+}
+
+impl PartialEq for RankInputs {
+    fn eq(&self, other: &Self) -> bool {
+        let same_config = match (&self.config, &other.config) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_config
+            && self.mirrors.len() == other.mirrors.len()
+            && self
+                .mirrors
+                .iter()
+                .zip(&other.mirrors)
+                .all(|(a, b)| Arc::ptr_eq(&a.0, &b.0) && a.1 == b.1 && a.2 == b.2)
+    }
 }
 
 impl Owner {
@@ -553,6 +603,11 @@ impl Owner {
             .set(self.snapshot.generation as i64);
         self.metrics.ready.set(i64::from(self.snapshot.ready));
         self.update_lags();
+        let inputs = RankInputs::of(&self.snapshot);
+        if inputs != self.rank_inputs {
+            self.snapshot.rank_cache = Arc::default();
+            self.rank_inputs = inputs;
+        }
         state.current.store(Arc::new(self.snapshot.clone()));
         state.generation.send_replace(self.snapshot.generation);
         self.snapshot.generation

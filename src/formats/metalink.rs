@@ -125,7 +125,14 @@ pub fn escape(s: &str) -> String {
 /// the `<...>` or is not allowed in a header is percent-encoded.
 pub fn describedby_link(path_encoded: &str) -> String {
     let mut out = String::with_capacity(path_encoded.len() + 64);
-    out.push_str("</");
+    write_describedby_link(&mut out, path_encoded);
+    out
+}
+
+/// [`describedby_link`], written at the end of `out` (the redirect builds
+/// all its header values in one buffer).
+pub fn write_describedby_link(out: &mut impl std::fmt::Write, path_encoded: &str) {
+    let _ = out.write_str("</");
     for b in path_encoded.trim_start_matches('/').bytes() {
         if b <= b' '
             || b >= 0x7f
@@ -136,11 +143,10 @@ pub fn describedby_link(path_encoded: &str) -> String {
         {
             let _ = write!(out, "%{b:02X}");
         } else {
-            out.push(char::from(b));
+            let _ = out.write_char(char::from(b));
         }
     }
-    out.push_str("?meta4>; rel=describedby; type=\"");
-    out.push_str(MEDIA_TYPE);
-    out.push('"');
-    out
+    let _ = out.write_str("?meta4>; rel=describedby; type=\"");
+    let _ = out.write_str(MEDIA_TYPE);
+    let _ = out.write_char('"');
 }

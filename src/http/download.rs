@@ -9,6 +9,7 @@
 //! [`crate::proxy`], which does all of that work).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -31,7 +32,7 @@ use crate::content::{Checker, FileInfo};
 use crate::formats::{self, Wanted};
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{self, Proxy, ProxyFuture, ProxyRequest};
-use crate::select::{self, Client, Reason, Scheme};
+use crate::select::{Client, Reason, Scheme};
 use crate::state::{Snapshot, State};
 
 /// A response of the public listener.
@@ -249,7 +250,13 @@ impl PublicHandler {
             Target::Any => {
                 let proxied = proxy_req(None);
                 let selection = selection_for(cfg, proxied.is_some());
-                let ranking = select::select(&snap.mirrors, &client, &selection, &mut rand::rng());
+                let ranking = snap.rank_cache.select_for(
+                    &snap.mirrors,
+                    &client,
+                    &selection,
+                    &mut rand::rng(),
+                    |_| Reason::Eligible,
+                );
                 return self
                     .deliver(snap, ranking.map(|r| r.order), &path, None, proxied, start)
                     .map_err(Later::Proxy);
@@ -279,7 +286,11 @@ impl PublicHandler {
         if snap.all_fresh_for(info.mtime) {
             // Every mirror synced after this file and none lags: no verdict
             // per mirror to make, the common case for all but new files.
-            let order = select::select(&snap.mirrors, &client, &selection, &mut rand::rng())
+            let order = snap
+                .rank_cache
+                .select_for(&snap.mirrors, &client, &selection, &mut rand::rng(), |_| {
+                    Reason::Eligible
+                })
                 .map(|r| r.order);
             return self
                 .deliver(snap, order, &path, Some(&info), proxied, start)
@@ -292,9 +303,10 @@ impl PublicHandler {
             .map(|e| files::verdict(snap, e, path.as_str(), &info, &self.checker, now))
             .collect();
         let ranking =
-            select::select_for(&snap.mirrors, &client, &selection, &mut rand::rng(), |i| {
-                reasons[i]
-            });
+            snap.rank_cache
+                .select_for(&snap.mirrors, &client, &selection, &mut rand::rng(), |i| {
+                    reasons[i]
+                });
         let parallel = cfg.origin.as_ref().map_or(0, |o| o.on_demand.parallel);
         let check = files::worth_checking(
             snap,
@@ -360,7 +372,7 @@ impl PublicHandler {
         }
         let snap = &p.snap;
         let selection = selection_for(&snap.config, p.proxy.is_some());
-        let ranking = select::select_for(
+        let ranking = snap.rank_cache.select_for(
             &snap.mirrors,
             &p.client,
             &selection,
@@ -416,7 +428,7 @@ fn to_fallback(
     match &snap.config.fallback {
         Some(base) => {
             let target = format!("{}{}", base.as_str(), path.encoded());
-            let mut resp = redirect(snap.config.redirect_status, target);
+            let mut resp = redirect(snap.config.redirect_status, Bytes::from(target));
             add_digest(&mut resp, info);
             (outcome, resp)
         }
@@ -486,58 +498,53 @@ fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
 fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Resp {
     let chosen = &snap.mirrors[order[0]];
     chosen.counters.redirects.inc();
-    let target = mirror_url(&chosen.mirror.url, path);
-    let mut resp = redirect(snap.config.redirect_status, target);
+    let encoded = path.encoded();
+    let alternatives = &order[1..];
+    // Every header value is written into one buffer and split off it as a
+    // shared piece: one allocation per redirect instead of one per header.
+    let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
+    let capacity = url_len(order[0])
+        + alternatives
+            .iter()
+            .map(|&i| url_len(i) + snap.mirrors[i].link_geo.len() + 32)
+            .sum::<usize>()
+        + encoded.len()
+        + 64;
+    let mut buf = BytesMut::with_capacity(capacity);
+    buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
+    buf.extend_from_slice(encoded.as_bytes());
+    let mut resp = redirect(snap.config.redirect_status, buf.split().freeze());
+    let headers = resp.headers_mut();
     // RFC 6249: one header line per alternative, because some clients (aria2c)
     // read only the first link of a comma-joined header.
-    for (pri, &i) in order[1..].iter().enumerate() {
+    for (pri, &i) in alternatives.iter().enumerate() {
         let e = &snap.mirrors[i];
-        // Plain pushes, not `format!`: this runs up to `link_mirrors` times per request.
-        let mut link =
-            String::with_capacity(e.mirror.url.as_str().len() + path.encoded().len() + 40);
-        link.push('<');
-        link.push_str(e.mirror.url.as_str());
-        link.push_str(path.encoded());
-        link.push_str(">; rel=duplicate; pri=");
-        push_number(&mut link, pri + 1);
-        link.push_str(&e.link_geo);
-        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(link)) {
-            resp.headers_mut().append(header::LINK, v);
+        buf.extend_from_slice(b"<");
+        buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
+        buf.extend_from_slice(encoded.as_bytes());
+        buf.extend_from_slice(b">; rel=duplicate; pri=");
+        let _ = write!(buf, "{}", pri + 1);
+        buf.extend_from_slice(e.link_geo.as_bytes());
+        if let Ok(v) = HeaderValue::from_maybe_shared(buf.split().freeze()) {
+            headers.append(header::LINK, v);
         }
     }
     // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
-    if let Ok(v) =
-        HeaderValue::from_maybe_shared(Bytes::from(formats::describedby_link(path.encoded())))
-    {
-        resp.headers_mut().append(header::LINK, v);
+    formats::write_describedby_link(&mut buf, encoded);
+    if let Ok(v) = HeaderValue::from_maybe_shared(buf.split().freeze()) {
+        headers.append(header::LINK, v);
     }
     resp
 }
 
-fn push_number(s: &mut String, n: usize) {
-    if n < 10 {
-        s.push(char::from(b'0' + n as u8));
-    } else {
-        s.push_str(&n.to_string());
-    }
-}
-
-/// The mirror's base URL (ending in `/`) and the encoded path.
-fn mirror_url(base: &url::Url, path: &CleanPath) -> String {
-    let mut s = String::with_capacity(base.as_str().len() + path.encoded().len());
-    s.push_str(base.as_str());
-    s.push_str(path.encoded());
-    s
-}
-
-fn redirect(status: StatusCode, target: String) -> Resp {
+fn redirect(status: StatusCode, target: Bytes) -> Resp {
     // No body: every client follows `Location`, and bytes on the wire are
     // most of the cost of an answer this small.
     let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     // Every target is built from a parsed URL and an encoded path: always a valid header.
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(target)) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(target) {
         h.insert(header::LOCATION, v);
     }
     h.insert(
