@@ -20,8 +20,9 @@ use mirrorgate::health::{HealthState, MirrorHealth};
 use mirrorgate::http::client_ip::{client_addr, ForwardedHeader, TrustedProxies};
 use mirrorgate::http::path::CleanPath;
 use mirrorgate::metrics::Metrics;
+use mirrorgate::rankcache::RankCache;
 use mirrorgate::registry::Mirror;
-use mirrorgate::select::{select, Client, Scheme};
+use mirrorgate::select::{select, Client, Reason, Scheme};
 use mirrorgate::state::MirrorEntry;
 
 /// 50 mirrors on a grid over the inhabited latitudes, up, as the snapshot holds them.
@@ -108,6 +109,16 @@ fn bench(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(1);
     c.bench_function("select/50_mirrors_located", |b| {
         b.iter(|| select(black_box(&ms), &client, &cfg, &mut rng))
+    });
+    // What the request path does: the place's ranking is remembered after
+    // the first request from there, and later ones only draw and walk it.
+    let cache = RankCache::default();
+    c.bench_function("select/50_mirrors_located_rank_cache_hit", |b| {
+        b.iter(|| {
+            cache.select_for(black_box(&ms), &client, &cfg, &mut rng, |_| {
+                Reason::Eligible
+            })
+        })
     });
     let unknown = Client {
         location: None,

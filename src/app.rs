@@ -117,16 +117,17 @@ impl App {
         };
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
         let config_connect = config.proxy.connect_timeout;
+        let config_roots = config.tls_roots.clone();
         let loaded = load_parts(config.clone(), opts.geo.clone())
             .await
             .map_err(StartError::Load)?;
-        let client = ProbeClient::new(loaded.config.health.timeout)
-            .map_err(|e| StartError::Load(format!("health checks: {e}")))?;
+        let client =
+            ProbeClient::with_roots(loaded.config.health.timeout, &loaded.config.tls_roots)
+                .map_err(|e| StartError::Load(format!("health checks: {e}")))?;
         let state = State::start(loaded, metrics.clone(), client);
-        let indexer =
-            Arc::new(std::sync::Mutex::new(config.origin.as_ref().and_then(
-                |o| OriginIndexer::start(o, state.clone(), metrics.clone()),
-            )));
+        let indexer = Arc::new(std::sync::Mutex::new(config.origin.as_ref().and_then(
+            |o| OriginIndexer::start(o, &config.tls_roots, state.clone(), metrics.clone()),
+        )));
         let reload = make_reload(
             state.clone(),
             metrics.clone(),
@@ -147,10 +148,11 @@ impl App {
             settings.positive_ttl = od.positive_ttl;
             settings.negative_ttl = od.negative_ttl;
         }
+        settings.roots = config_roots.clone();
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
         // Like the checker, the proxy's connection pool outlives reloads.
-        let proxy = Proxy::new(config_connect, metrics.clone(), &state)
+        let proxy = Proxy::new(config_connect, &config_roots, metrics.clone(), &state)
             .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
         let handler = PublicHandler::new(
             state.clone(),
@@ -283,7 +285,12 @@ fn make_reload(
                         Some(ix) if ix.follows(origin) => ix.rescan(),
                         _ => {
                             *current = origin.and_then(|o| {
-                                OriginIndexer::start(o, state.clone(), metrics.clone())
+                                OriginIndexer::start(
+                                    o,
+                                    &snap.config.tls_roots,
+                                    state.clone(),
+                                    metrics.clone(),
+                                )
                             });
                         }
                     }

@@ -57,3 +57,4 @@ pub mod rankcache;
 pub mod registry;
 pub mod select;
 pub mod state;
+pub mod tls;

@@ -3,6 +3,7 @@
 //! owner, turns its counters into metrics, and restarts it when a reload
 //! changes the source. Wiring only: the work is in `crate::content::indexer`.
 
+use crate::tls::TlsRoots;
 use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
@@ -34,7 +35,12 @@ impl Drop for OriginIndexer {
 
 impl OriginIndexer {
     /// Starts indexing `cfg`'s source, if it has one.
-    pub fn start(cfg: &OriginConfig, state: Arc<State>, metrics: Metrics) -> Option<OriginIndexer> {
+    pub fn start(
+        cfg: &OriginConfig,
+        roots: &TlsRoots,
+        state: Arc<State>,
+        metrics: Metrics,
+    ) -> Option<OriginIndexer> {
         let source = cfg.source.clone()?;
         let content_source = match &source {
             ConfigSource::Root(root) => OriginSource::Tree {
@@ -49,7 +55,10 @@ impl OriginIndexer {
             },
             ConfigSource::ManifestUrl(u) => OriginSource::Manifest {
                 location: PathOrUrl::Url(u.clone()),
-                fetch: FetchOptions::default(),
+                fetch: FetchOptions {
+                    roots: roots.clone(),
+                    ..FetchOptions::default()
+                },
             },
         };
         let (index_tx, mut index_rx) = watch::channel(Arc::new(ContentIndex::empty()));

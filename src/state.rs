@@ -458,12 +458,12 @@ impl Owner {
         // may have changed, are dropped with its receiver.
         let (tx, rx) = mpsc::unbounded_channel();
         self.prober = None;
-        if cfg.health.timeout != self.client.timeout() {
-            match ProbeClient::new(cfg.health.timeout) {
+        if cfg.health.timeout != self.client.timeout() || cfg.tls_roots != *self.client.roots() {
+            match ProbeClient::with_roots(cfg.health.timeout, &cfg.tls_roots) {
                 Ok(c) => self.client = c,
                 // Keep probing with the old client rather than not at all.
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot build a probe client for the new timeout")
+                    tracing::error!(error = %e, "cannot build a probe client for the new timeout or tls_roots")
                 }
             }
         }

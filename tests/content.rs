@@ -409,6 +409,7 @@ async fn manifest_over_http_uses_conditional_requests() {
         fetch: FetchOptions {
             timeout: Duration::from_secs(5),
             max_bytes: 1 << 20,
+            ..FetchOptions::default()
         },
     });
     let first = run.index_where(|i| i.len() == 1).await;
@@ -439,6 +440,7 @@ async fn an_oversized_manifest_is_refused() {
         fetch: FetchOptions {
             timeout: Duration::from_secs(5),
             max_bytes: 1000,
+            ..FetchOptions::default()
         },
     });
     let stats = run.stats_where(|s| s.checks >= 1).await;

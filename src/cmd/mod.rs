@@ -180,11 +180,12 @@ pub async fn explain(
         Err(code) => return Ok(code),
     };
     let timeout = config.health.timeout;
+    let roots = config.tls_roots.clone();
     let content = origin_index(&config)?;
     let trace_file = config.origin.as_ref().and_then(|o| o.trace_file.clone());
     let loaded = load_parts(config, None).await.map_err(anyhow::Error::msg)?;
     let metrics = Metrics::new();
-    let client = ProbeClient::new(timeout)?;
+    let client = ProbeClient::with_roots(timeout, &roots)?;
     let now = std::time::SystemTime::now();
     let mut entries = Vec::with_capacity(loaded.mirrors.len());
     let mut loaded = loaded;

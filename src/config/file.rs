@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
     pub mode: Option<String>,
     pub rules: Option<Vec<RawRule>>,
     pub proxy: Option<RawProxy>,
+    pub tls_roots: Option<Vec<String>>,
     pub mirrors: Option<Vec<RawMirror>>,
 }
 

@@ -17,6 +17,7 @@ mod proxy;
 mod sections;
 mod validate;
 
+use crate::tls::TlsRoots;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,6 +73,9 @@ pub struct Config {
     /// Per-path modes; the first rule whose pattern matches wins.
     pub rules: Vec<ModeRule>,
     pub proxy: ProxyConfig,
+    /// Certificate authorities trusted for mirrors and the origin besides
+    /// the web PKI roots (PEM files, read at validation).
+    pub tls_roots: TlsRoots,
     pub mirrors: Vec<MirrorConfig>,
 }
 

@@ -11,6 +11,7 @@
 //! top-level keys. The only I/O here is reading the files the config
 //! names (GeoIP databases, the admin token file) to prove they are readable.
 
+use crate::tls::TlsRoots;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -246,6 +247,7 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
     let mode = proxy::mode(c, "mode", raw.mode.as_deref());
     let rules = proxy::rules(c, raw.rules.unwrap_or_default());
     let proxy = proxy::proxy(c, raw.proxy.unwrap_or_default());
+    let tls_roots = tls_roots(c, raw.tls_roots.unwrap_or_default());
     let raw_mirrors = raw.mirrors.unwrap_or_default();
     // Counted on the raw list: a mirror with a bad field has its own error
     // and must not also trigger this one.
@@ -274,8 +276,28 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
         mode,
         rules,
         proxy,
+        tls_roots,
         mirrors,
     }
+}
+
+/// `tls_roots:`: PEM files of certificate authorities, each read and parsed now.
+fn tls_roots(c: &mut Checker<'_>, files: Vec<String>) -> TlsRoots {
+    let mut certs = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let place = format!("tls_roots[{i}]");
+        if f.trim().is_empty() {
+            c.err(
+                &place,
+                "is empty; give the path of a PEM file of CA certificates",
+            );
+            continue;
+        }
+        if let Some(mut found) = c.ok(&place, TlsRoots::read_pem(&resolve(c.base, f))) {
+            certs.append(&mut found);
+        }
+    }
+    TlsRoots::new(certs)
 }
 
 /// The forwarding header trusted proxies set; only that one is read, so a

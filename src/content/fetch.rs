@@ -6,6 +6,7 @@
 //! checked against `Content-Length` first and again while reading. Parsing is
 //! the caller's (`manifest.rs`).
 
+use crate::tls::TlsRoots;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -40,10 +41,12 @@ impl std::fmt::Display for PathOrUrl {
 }
 
 /// Limits of one fetch.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FetchOptions {
     pub timeout: Duration,
     pub max_bytes: u64,
+    /// Trusted for an HTTPS manifest URL besides the web PKI roots.
+    pub roots: TlsRoots,
 }
 
 impl Default for FetchOptions {
@@ -51,6 +54,7 @@ impl Default for FetchOptions {
         FetchOptions {
             timeout: Duration::from_secs(60),
             max_bytes: 512 << 20,
+            roots: TlsRoots::default(),
         }
     }
 }
@@ -100,9 +104,9 @@ impl Fetcher {
     pub fn new(location: PathOrUrl, opts: FetchOptions) -> Result<Fetcher, FetchError> {
         let client = match &location {
             PathOrUrl::Url(u) => Some(
-                reqwest::Client::builder()
-                    .timeout(opts.timeout)
-                    .build()
+                opts.roots
+                    .add_to_reqwest(reqwest::Client::builder())
+                    .and_then(|b| b.timeout(opts.timeout).build())
                     .map_err(|error| FetchError::Http {
                         location: u.to_string(),
                         error,

@@ -19,6 +19,7 @@
 //!
 //! [`FileId`]: super::FileId
 
+use crate::tls::TlsRoots;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -84,6 +85,8 @@ pub struct CheckerSettings {
     pub max_entries: usize,
     /// Concurrent checks against one mirror.
     pub per_mirror: usize,
+    /// Trusted for HTTPS mirrors besides the web PKI roots.
+    pub roots: TlsRoots,
     /// Concurrent checks overall.
     pub overall: usize,
 }
@@ -98,6 +101,7 @@ impl Default for CheckerSettings {
             max_entries: 100_000,
             per_mirror: 4,
             overall: 64,
+            roots: TlsRoots::default(),
         }
     }
 }
@@ -246,7 +250,10 @@ impl Checker {
 
     /// A checker whose cache lifetimes follow `clock`.
     pub fn with_clock(settings: CheckerSettings, clock: Clock) -> Result<Checker, CheckerError> {
-        let http = reqwest::Client::builder()
+        let http = settings
+            .roots
+            .add_to_reqwest(reqwest::Client::builder())
+            .map_err(CheckerError)?
             .use_rustls_tls()
             .user_agent(concat!("mirrorgate/", env!("CARGO_PKG_VERSION"), " check"))
             // Followed by hand, so that one leaving the mirror is refused.

@@ -5,6 +5,7 @@
 //! state, schedule anything or log: it returns one result per call and the
 //! state owner decides what it means.
 
+use crate::tls::TlsRoots;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
@@ -77,12 +78,18 @@ pub struct ProbeClientError(#[source] reqwest::Error);
 pub struct ProbeClient {
     pub(super) http: reqwest::Client,
     timeout: Duration,
+    roots: TlsRoots,
 }
 
 impl ProbeClient {
     /// A client using the system resolver; every probe is bounded by `timeout`.
     pub fn new(timeout: Duration) -> Result<Self, ProbeClientError> {
-        Self::build(timeout, None)
+        Self::build(timeout, None, &TlsRoots::default())
+    }
+
+    /// [`ProbeClient::new`], also trusting the config's `tls_roots`.
+    pub fn with_roots(timeout: Duration, roots: &TlsRoots) -> Result<Self, ProbeClientError> {
+        Self::build(timeout, None, roots)
     }
 
     /// A client resolving names with `resolver` instead of the system's
@@ -91,14 +98,17 @@ impl ProbeClient {
         timeout: Duration,
         resolver: Arc<dyn Resolve>,
     ) -> Result<Self, ProbeClientError> {
-        Self::build(timeout, Some(resolver))
+        Self::build(timeout, Some(resolver), &TlsRoots::default())
     }
 
     fn build(
         timeout: Duration,
         custom: Option<Arc<dyn Resolve>>,
+        roots: &TlsRoots,
     ) -> Result<Self, ProbeClientError> {
-        let http = reqwest::Client::builder()
+        let http = roots
+            .add_to_reqwest(reqwest::Client::builder())
+            .map_err(ProbeClientError)?
             .user_agent(concat!(
                 "mirrorgate/",
                 env!("CARGO_PKG_VERSION"),
@@ -115,12 +125,21 @@ impl ProbeClient {
             .dns_resolver(Arc::new(TaggingResolver { custom }))
             .build()
             .map_err(ProbeClientError)?;
-        Ok(ProbeClient { http, timeout })
+        Ok(ProbeClient {
+            http,
+            timeout,
+            roots: roots.clone(),
+        })
     }
 
     /// The bound on one whole probe.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The extra roots it trusts.
+    pub fn roots(&self) -> &TlsRoots {
+        &self.roots
     }
 }
 

@@ -6,6 +6,7 @@
 //! It owns no policy: timeouts other than connect, retries and redirects are
 //! the failover loop's.
 
+use crate::tls::TlsRoots;
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ pub enum ClientError {
 }
 
 /// A client whose TCP connects give up after `connect_timeout`.
-pub(crate) fn build(connect_timeout: Duration) -> Result<Upstream, ClientError> {
+pub(crate) fn build(connect_timeout: Duration, extra: &TlsRoots) -> Result<Upstream, ClientError> {
     let mut http = HttpConnector::new();
     // https URLs are handled by the TLS layer wrapped around this connector.
     http.enforce_http(false);
@@ -43,6 +44,7 @@ pub(crate) fn build(connect_timeout: Duration) -> Result<Upstream, ClientError> 
     http.set_connect_timeout(Some(connect_timeout));
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    extra.add_to(&mut roots)?;
     // The provider is named, not taken from the process default, so that no
     // other crate's choice of provider can make this fail at run time.
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -29,6 +29,7 @@ mod mode;
 mod passive;
 mod resume;
 
+use crate::tls::TlsRoots;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -103,12 +104,13 @@ impl Proxy {
     /// passive health reports go to `state`.
     pub fn new(
         connect_timeout: Duration,
+        roots: &TlsRoots,
         metrics: Metrics,
         state: &Arc<State>,
     ) -> Result<Proxy, ClientError> {
         Ok(Proxy {
             ctx: Arc::new(Ctx {
-                client: client::build(connect_timeout)?,
+                client: client::build(connect_timeout, roots)?,
                 metrics,
                 passive: Passive::new(Arc::downgrade(state)),
             }),
