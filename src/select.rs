@@ -431,7 +431,7 @@ pub fn select_ranked<C: Candidate, R: Rng + ?Sized>(
     // The band: every passing mirror within reach of the best passing one.
     // The walk goes on past it until k + 1 passing mirrors are seen, so that
     // the alternatives are known to be there before anything is drawn.
-    let mut band = [0usize; RANKED_KEEP];
+    let mut band = [0u32; RANKED_KEEP];
     let mut in_band = 0;
     let mut limit = None;
     let mut band_closed = false;
@@ -451,7 +451,7 @@ pub fn select_ranked<C: Candidate, R: Rng + ?Sized>(
         if cost > limit {
             band_closed = true;
         } else {
-            band[in_band] = i as usize;
+            band[in_band] = i;
             in_band += 1;
         }
     }
@@ -466,8 +466,8 @@ pub fn select_ranked<C: Candidate, R: Rng + ?Sized>(
     // Drawn in mirror order, as `rank` draws, so that both agree on a seed.
     let band = &mut band[..in_band];
     band.sort_unstable();
-    let weight = |i: usize| u64::from(mirrors[i].mirror().weight.max(1));
-    let chosen = band[weighted_pick(band, weight, rng)];
+    let weight = |i: u32| u64::from(mirrors[i as usize].mirror().weight.max(1));
+    let chosen = band[weighted_pick(band, weight, rng)] as usize;
     let mut order = Vec::with_capacity(1 + k.min(passing));
     order.push(chosen);
     for &(i, _) in ranked.entries.iter() {
@@ -482,9 +482,9 @@ pub fn select_ranked<C: Candidate, R: Rng + ?Sized>(
 }
 
 /// Index into `items` drawn with probability proportional to `weight`.
-fn weighted_pick<R: Rng + ?Sized>(
-    items: &[usize],
-    weight: impl Fn(usize) -> u64,
+fn weighted_pick<T: Copy, R: Rng + ?Sized>(
+    items: &[T],
+    weight: impl Fn(T) -> u64,
     rng: &mut R,
 ) -> usize {
     let total: u64 = items.iter().map(|&i| weight(i)).sum();

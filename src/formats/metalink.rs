@@ -124,29 +124,47 @@ pub fn escape(s: &str) -> String {
 /// which mirrorgate behind a proxy cannot always know. Any byte that would end
 /// the `<...>` or is not allowed in a header is percent-encoded.
 pub fn describedby_link(path_encoded: &str) -> String {
-    let mut out = String::with_capacity(path_encoded.len() + 64);
-    write_describedby_link(&mut out, path_encoded);
-    out
+    let mut out = Vec::with_capacity(path_encoded.len() + 64);
+    push_describedby_link(&mut out, path_encoded);
+    // Only ASCII was written: every other byte was percent-encoded.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// [`describedby_link`], written at the end of `out` (the redirect builds
-/// all its header values in one buffer).
-pub fn write_describedby_link(out: &mut impl std::fmt::Write, path_encoded: &str) {
-    let _ = out.write_str("</");
-    for b in path_encoded.trim_start_matches('/').bytes() {
-        if b <= b' '
+/// Bytes that would end the `<...>` of a link or are not allowed in a header.
+const ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b <= 0x20
             || b >= 0x7f
             || matches!(
-                b,
+                b as u8,
                 b'<' | b'>' | b'"' | b'#' | b'?' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
-            )
-        {
-            let _ = write!(out, "%{b:02X}");
-        } else {
-            let _ = out.write_char(char::from(b));
+            );
+        b += 1;
+    }
+    t
+};
+
+/// [`describedby_link`], appended to `out` (the redirect writes all its
+/// header values into one buffer).
+pub fn push_describedby_link(out: &mut Vec<u8>, path_encoded: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(b"</");
+    let path = path_encoded.trim_start_matches('/').as_bytes();
+    // A path from the request path is already encoded: copied whole.
+    if path.iter().all(|&b| !ESCAPE[usize::from(b)]) {
+        out.extend_from_slice(path);
+    } else {
+        for &b in path {
+            if ESCAPE[usize::from(b)] {
+                out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            } else {
+                out.push(b);
+            }
         }
     }
-    let _ = out.write_str("?meta4>; rel=describedby; type=\"");
-    let _ = out.write_str(MEDIA_TYPE);
-    let _ = out.write_char('"');
+    out.extend_from_slice(b"?meta4>; rel=describedby; type=\"");
+    out.extend_from_slice(MEDIA_TYPE.as_bytes());
+    out.push(b'"');
 }

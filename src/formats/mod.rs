@@ -18,7 +18,7 @@ pub mod negotiate;
 pub use aptlist::apt_mirror_list;
 pub use json::json;
 pub use listing::{ClientFacts, LeftOut, ListedMirror, Listing, NOT_RANKED};
-pub use metalink::{describedby_link, metalink, write_describedby_link};
+pub use metalink::{describedby_link, metalink, push_describedby_link};
 pub use negotiate::{wanted, Wanted};
 
 /// 10000-01-01T00:00:00Z: RFC 3339 has four-digit years, and humantime's

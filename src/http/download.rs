@@ -9,7 +9,6 @@
 //! [`crate::proxy`], which does all of that work).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,8 +16,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderValue};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
@@ -498,10 +497,11 @@ fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
 fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Resp {
     let chosen = &snap.mirrors[order[0]];
     chosen.counters.redirects.inc();
-    let encoded = path.encoded();
-    let alternatives = &order[1..];
-    // Every header value is written into one buffer and split off it as a
-    // shared piece: one allocation per redirect instead of one per header.
+    let encoded = path.encoded().as_bytes();
+    // The alternatives named; the config bounds them far below this.
+    let alternatives = &order[1..order.len().min(1 + MAX_LINKS)];
+    // Every header value is written into one buffer, then handed out as
+    // slices of it: one allocation per redirect, not one per header.
     let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
     let capacity = url_len(order[0])
         + alternatives
@@ -510,31 +510,57 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
             .sum::<usize>()
         + encoded.len()
         + 64;
-    let mut buf = BytesMut::with_capacity(capacity);
+    let mut buf = Vec::with_capacity(capacity);
+    // ends[k]: where value k stops (0: Location, then the links, then describedby).
+    let mut ends = [0usize; MAX_LINKS + 2];
     buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
-    buf.extend_from_slice(encoded.as_bytes());
-    let mut resp = redirect(snap.config.redirect_status, buf.split().freeze());
-    let headers = resp.headers_mut();
+    buf.extend_from_slice(encoded);
+    ends[0] = buf.len();
     // RFC 6249: one header line per alternative, because some clients (aria2c)
     // read only the first link of a comma-joined header.
-    for (pri, &i) in alternatives.iter().enumerate() {
+    for (k, &i) in alternatives.iter().enumerate() {
         let e = &snap.mirrors[i];
-        buf.extend_from_slice(b"<");
+        buf.push(b'<');
         buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
-        buf.extend_from_slice(encoded.as_bytes());
+        buf.extend_from_slice(encoded);
         buf.extend_from_slice(b">; rel=duplicate; pri=");
-        let _ = write!(buf, "{}", pri + 1);
+        push_decimal(&mut buf, k + 1);
         buf.extend_from_slice(e.link_geo.as_bytes());
-        if let Ok(v) = HeaderValue::from_maybe_shared(buf.split().freeze()) {
+        ends[k + 1] = buf.len();
+    }
+    // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
+    formats::push_describedby_link(&mut buf, path.encoded());
+    ends[alternatives.len() + 1] = buf.len();
+    let buf = Bytes::from(buf);
+    let mut resp = redirect(snap.config.redirect_status, buf.slice(..ends[0]));
+    let headers = resp.headers_mut();
+    for w in ends[..alternatives.len() + 2].windows(2) {
+        // Built from parsed URLs and an encoded path: always a valid value.
+        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(w[0]..w[1])) {
             headers.append(header::LINK, v);
         }
     }
-    // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
-    formats::write_describedby_link(&mut buf, encoded);
-    if let Ok(v) = HeaderValue::from_maybe_shared(buf.split().freeze()) {
-        headers.append(header::LINK, v);
-    }
     resp
+}
+
+/// At most this many `Link: rel=duplicate` lines (`selection.link_mirrors`
+/// and `proxy.max_attempts` are both validated to at most 16).
+const MAX_LINKS: usize = 16;
+
+/// `n` in decimal, without the formatting machinery (a few per redirect).
+fn push_decimal(buf: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 fn redirect(status: StatusCode, target: Bytes) -> Resp {
@@ -542,6 +568,8 @@ fn redirect(status: StatusCode, target: Bytes) -> Resp {
     // most of the cost of an answer this small.
     let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
     *resp.status_mut() = status;
+    // Sized once for Location, Cache-Control, digests and the Link lines.
+    *resp.headers_mut() = HeaderMap::with_capacity(8);
     let h = resp.headers_mut();
     // Every target is built from a parsed URL and an encoded path: always a valid header.
     if let Ok(v) = HeaderValue::from_maybe_shared(target) {

@@ -32,8 +32,34 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// [`SEGMENT`] in a whole path: the same, but for the separator.
-const PATH: &AsciiSet = &SEGMENT.remove(b'/');
+/// The bytes of a path that [`SEGMENT`] leaves as they are, the separator
+/// included: printable ASCII but for space and the escaped punctuation.
+/// A property test holds it to `SEGMENT`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = !matches!(
+            b as u8,
+            b'"' | b'#'
+                | b'%'
+                | b';'
+                | b'<'
+                | b'>'
+                | b'?'
+                | b'['
+                | b'\\'
+                | b']'
+                | b'^'
+                | b'`'
+                | b'{'
+                | b'|'
+                | b'}'
+        );
+        b += 1;
+    }
+    t
+};
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +90,9 @@ impl fmt::Display for PathError {
 pub struct CleanPath {
     /// Decoded, e.g. `releases/1.0/file name.iso`; empty for the root.
     decoded: String,
-    /// The same, percent-encoded for appending to a base URL that ends in `/`.
-    encoded: String,
+    /// The same, percent-encoded for appending to a base URL that ends in
+    /// `/`; `None` when that is `decoded` itself (most paths: one string, not two).
+    encoded: Option<String>,
 }
 
 impl CleanPath {
@@ -88,29 +115,26 @@ impl CleanPath {
     /// anything in it needs [`CleanPath::decode`]'s work (or its refusal).
     fn plain(raw: &str) -> Option<CleanPath> {
         let rest = raw.strip_prefix('/')?;
-        // Nothing to escape (which also means: no '%', no control byte, no
-        // backslash, nothing beyond ASCII) when the encoder's first piece is
-        // the whole input itself, not an escape that happens to look like it.
-        let unescaped = match utf8_percent_encode(rest, PATH).next() {
-            None => true,
-            Some(piece) => piece.as_ptr() == rest.as_ptr() && piece.len() == rest.len(),
-        };
-        if !unescaped {
-            return None;
-        }
-        let mut segments = rest.split('/').peekable();
-        while let Some(seg) = segments.next() {
-            let last = segments.peek().is_none();
-            match seg {
-                // A trailing slash is kept; an empty segment elsewhere is dropped, by `decode`.
-                "" if last => {}
-                "" | "." | ".." => return None,
-                _ => {}
+        let bytes = rest.as_bytes();
+        let mut segment = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'/' {
+                // An empty segment or a dot segment is `decode`'s to drop or refuse.
+                if matches!(&bytes[segment..i], b"" | b"." | b"..") {
+                    return None;
+                }
+                segment = i + 1;
+            } else if !PLAIN[usize::from(b)] {
+                return None;
             }
+        }
+        // The last segment may be empty: a trailing slash (or the root) is kept.
+        if matches!(&bytes[segment..], b"." | b"..") {
+            return None;
         }
         Some(CleanPath {
             decoded: rest.to_owned(),
-            encoded: rest.to_owned(),
+            encoded: None,
         })
     }
 
@@ -144,6 +168,7 @@ impl CleanPath {
             decoded.push('/');
             encoded.push('/');
         }
+        let encoded = (encoded != decoded).then_some(encoded);
         Ok(CleanPath { decoded, encoded })
     }
 
@@ -154,7 +179,7 @@ impl CleanPath {
 
     /// The path percent-encoded, without its leading slash.
     pub fn encoded(&self) -> &str {
-        &self.encoded
+        self.encoded.as_deref().unwrap_or(&self.decoded)
     }
 
     /// True for `/` (and `//`, `/./`...).
@@ -179,10 +204,22 @@ mod tests {
     proptest! {
         // The shortcut for plain paths gives what the general way gives.
         #[test]
-        fn plain_paths_are_their_own_normal_form(raw in "/[a-z./%~ ?#0-9F]{0,12}") {
+        fn plain_paths_are_their_own_normal_form(raw in "/[ -~]{0,12}|/[a-z./%~ ?#0-9F]{0,12}") {
             if let Some(plain) = CleanPath::plain(&raw) {
                 prop_assert_eq!(Ok(plain), CleanPath::decode(&raw));
             }
+        }
+    }
+
+    #[test]
+    fn plain_bytes_are_those_segment_leaves_alone() {
+        for b in 0u8..=255 {
+            let s = [b];
+            let kept = match std::str::from_utf8(&s) {
+                Ok(text) => b == b'/' || utf8_percent_encode(text, SEGMENT).to_string() == text,
+                Err(_) => false,
+            };
+            assert_eq!(PLAIN[usize::from(b)], kept, "byte {b:#04x}");
         }
     }
 
