@@ -17,7 +17,11 @@
 //! mirrors with their health, the origin's index) through a single
 //! `ArcSwap`: it takes no lock, and cannot see half of an update. Its only
 //! I/O besides the answer is bounded: on-demand checks of a just-published
-//! file, and the upstream of a proxied request.
+//! file, and the upstream of a proxied request. The snapshot carries a
+//! [`rankcache::RankCache`]: the ranking of each client place is computed
+//! once, and later requests from there only draw in its spread band and
+//! apply their file's verdicts; it lives as long as the mirrors' state that
+//! ranking reads.
 //!
 //! # Beside it
 //!
@@ -33,6 +37,8 @@
 //!   file streamed from the ranked mirrors with failover and passive health.
 //! - [`formats`] and [`pages`]: Metalink, JSON, apt mirror lists and the HTML
 //!   pages, all rendered from the same ranking as [`explain`].
+//! - [`tls`]: the extra certificate authorities (`tls_roots`) every
+//!   upstream client trusts.
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
 //!   on a listener of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
