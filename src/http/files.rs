@@ -172,16 +172,33 @@ pub(crate) fn check_requests(
 }
 
 /// `Digest` (RFC 3230) and `Repr-Digest` (RFC 9530) headers for a known hash.
+///
+/// Built on every redirect, so built in fixed buffers on the stack: the only
+/// allocations are the two header values and the vector.
 pub(crate) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
     let Some(hash) = info.and_then(|i| i.sha256) else {
         return Vec::new();
     };
-    let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
+    // Base64 of 32 bytes is always 44 characters, padding included.
+    let mut b64 = [0u8; 44];
+    if !matches!(
+        base64::engine::general_purpose::STANDARD.encode_slice(hash, &mut b64),
+        Ok(44)
+    ) {
+        return Vec::new();
+    }
+    let mut digest = [0u8; 8 + 44];
+    digest[..8].copy_from_slice(b"sha-256=");
+    digest[8..].copy_from_slice(&b64);
+    let mut repr = [0u8; 9 + 44 + 1];
+    repr[..9].copy_from_slice(b"sha-256=:");
+    repr[9..53].copy_from_slice(&b64);
+    repr[53] = b':';
     let mut out = Vec::with_capacity(2);
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256={b64}")) {
+    if let Ok(v) = HeaderValue::from_bytes(&digest) {
         out.push((HeaderName::from_static("digest"), v));
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+    if let Ok(v) = HeaderValue::from_bytes(&repr) {
         out.push((HeaderName::from_static("repr-digest"), v));
     }
     out
@@ -196,4 +213,38 @@ pub(crate) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
         hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
     format!("{hex}  {name}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_headers_are_the_base64_of_the_hash() {
+        for hash in [
+            [0u8; 32],
+            [0xff; 32],
+            std::array::from_fn(|i| (i * 37) as u8),
+        ] {
+            let info = FileInfo {
+                size: 1,
+                mtime: 0,
+                sha256: Some(hash),
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
+            let got = digest_headers(Some(&info));
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].0, "digest");
+            assert_eq!(got[0].1, format!("sha-256={b64}").as_str());
+            assert_eq!(got[1].0, "repr-digest");
+            assert_eq!(got[1].1, format!("sha-256=:{b64}:").as_str());
+        }
+        let unhashed = FileInfo {
+            size: 1,
+            mtime: 0,
+            sha256: None,
+        };
+        assert!(digest_headers(Some(&unhashed)).is_empty());
+        assert!(digest_headers(None).is_empty());
+    }
 }
