@@ -6,7 +6,7 @@
 //! waiting (for on-demand checks) is done by the caller, bounded by
 //! `origin.on_demand.wait`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue};
@@ -76,13 +76,11 @@ pub(crate) fn verdict(
     if e.lagging(max_lag) {
         return Reason::Lagging;
     }
-    if let Some(sync) = e.health.last_sync {
-        let synced = sync
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if synced >= info.mtime {
-            return Reason::Eligible;
-        }
+    if e.health
+        .last_sync
+        .is_some_and(|sync| synced_after(sync, info.mtime))
+    {
+        return Reason::Eligible;
     }
     presence_reason(checker.cached(&e.mirror.name, path, info, now))
 }
@@ -95,15 +93,24 @@ pub(crate) fn verdict_without_checks(snap: &Snapshot, e: &MirrorEntry, info: &Fi
         return Reason::Lagging;
     }
     match e.health.last_sync {
-        Some(sync)
-            if sync
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-                >= info.mtime =>
-        {
-            Reason::Eligible
-        }
+        Some(sync) if synced_after(sync, info.mtime) => Reason::Eligible,
         _ => Reason::NotSyncedYet,
+    }
+}
+
+/// True when a sync at `sync` holds a file of time `mtime` (Unix seconds):
+/// the sync's whole seconds are not before it, a sync before 1970 counting as
+/// 1970. Made per mirror for every request for a new file, so it compares
+/// times rather than turning each sync into seconds
+/// (`SystemTime::duration_since` was half the cost of a verdict).
+fn synced_after(sync: SystemTime, mtime: i64) -> bool {
+    match u64::try_from(mtime) {
+        // A file of 1970 or before: every sync is after it.
+        Err(_) | Ok(0) => true,
+        // Within a file's own second counts as after it, as whole seconds did.
+        Ok(secs) => UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .is_some_and(|file| sync >= file),
     }
 }
 
@@ -217,7 +224,48 @@ pub(crate) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The rule as it was written first: the sync's whole seconds since 1970
+    /// (0 before it) against the file's time.
+    fn synced_after_in_seconds(sync: SystemTime, mtime: i64) -> bool {
+        let synced = sync
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        synced >= mtime
+    }
+
+    proptest! {
+        #[test]
+        fn synced_after_agrees_with_whole_seconds(
+            sync_secs in -100_000i64..4_000_000_000,
+            sync_nanos in 0u32..1_000_000_000,
+            delta in -3i64..3,
+            far in prop::bool::ANY,
+        ) {
+            let sync = if sync_secs >= 0 {
+                UNIX_EPOCH + Duration::new(sync_secs as u64, sync_nanos)
+            } else {
+                UNIX_EPOCH - Duration::new(sync_secs.unsigned_abs(), sync_nanos)
+            };
+            // Times around the sync's own second, and far from it either way.
+            let mtime = if far { sync_secs.wrapping_mul(3) - 7 } else { sync_secs + delta };
+            prop_assert_eq!(synced_after(sync, mtime), synced_after_in_seconds(sync, mtime));
+        }
+    }
+
+    #[test]
+    fn synced_after_at_the_edges() {
+        let sync = UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000);
+        assert!(synced_after(sync, 1_700_000_000));
+        assert!(!synced_after(sync, 1_700_000_001));
+        assert!(synced_after(sync, i64::MIN));
+        assert!(!synced_after(sync, i64::MAX));
+        assert!(synced_after(UNIX_EPOCH - Duration::from_secs(5), 0));
+        assert!(!synced_after(UNIX_EPOCH - Duration::from_secs(5), 1));
+    }
 
     #[test]
     fn digest_headers_are_the_base64_of_the_hash() {
