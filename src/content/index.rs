@@ -366,6 +366,7 @@ impl IndexBuilder {
     /// Adds one file. The id is its number in push order; `build` renumbers
     /// by path, so it is only useful to tell files apart while building.
     pub fn push(&mut self, path: &str, info: FileInfo) -> Result<FileId, IndexError> {
+        // A record keeps a path's length in a `u32`: longer is refused too.
         let Some(len) = u32::try_from(path.len())
             .ok()
             .filter(|_| is_clean_path(path))
