@@ -231,3 +231,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hashes_follow_their_files_through_the_sort() {
+    let paths = pool_paths();
+    let mut b = IndexBuilder::new();
+    for (i, p) in paths.iter().enumerate() {
+        let sha256 = (i % 4 != 0).then_some([(i % 251) as u8; 32]);
+        b.push(
+            p,
+            FileInfo {
+                sha256,
+                ..info(i as u64)
+            },
+        )
+        .unwrap();
+    }
+    let idx = b.build();
+    assert_eq!(
+        idx.hashed(),
+        (0..paths.len()).filter(|i| i % 4 != 0).count()
+    );
+    for (i, p) in paths.iter().enumerate() {
+        let (id, got) = idx.lookup(p).unwrap();
+        assert_eq!(
+            got.sha256,
+            (i % 4 != 0).then_some([(i % 251) as u8; 32]),
+            "{p}"
+        );
+        assert_eq!(idx.info(id), Some(got));
+    }
+    let listed = idx.iter().filter(|(_, _, f)| f.sha256.is_some()).count();
+    assert_eq!(listed, idx.hashed());
+}
