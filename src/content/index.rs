@@ -1,12 +1,16 @@
 //! The compact, immutable index of the origin's files, looked up on every request.
 //!
-//! Layout (why: a million files must fit in a few tens of MB and a lookup must
-//! not allocate): every path lives in one `String` arena, in sorted order;
-//! `starts[i]..starts[i + 1]` is the path of file `i`; sizes and modification
-//! times are parallel vectors; a `hashbrown::HashTable<u32>` of file ids finds
-//! a path by its hash. Sorted order also answers `is_dir` by binary search.
+//! Layout (why: a million files must fit in a few tens of MB, and a lookup
+//! must not allocate and should touch few cache lines, since the requests of
+//! a busy site spread over far more of the index than the CPU caches hold):
+//! every path lives in one `String` arena, in sorted order; file `i` has a
+//! 32-byte record (where its path is, its size and time) so that one cache
+//! line gives all three; a [`table::Table`] of file ids with a fingerprint of
+//! their path's hash finds a record without a detour. A lookup that finds a
+//! file reads one line of the table, the record, the path's bytes and the
+//! file's hash. Sorted order also answers `is_dir` by binary search.
 //!
-//! The part that never changes after a walk (paths, sizes, times, table) sits
+//! The part that never changes after a walk (paths, records, table) sits
 //! behind an `Arc`, so [`ContentIndex::with_hashes`] builds the next index with
 //! more SHA-256 values known by copying only the hash column. The caller
 //! publishes the whole new index; nothing here is mutated after `build`.
@@ -18,6 +22,9 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
+
+mod table;
+use table::Table;
 
 /// A file's number in one index; stable only within that index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,28 +71,52 @@ pub fn is_clean_path(path: &str) -> bool {
             .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
+/// One file: where its path is in the arena, its size and its time. Aligned
+/// to 32 bytes so that a record never straddles two cache lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(32))]
+struct Record {
+    start: u64,
+    size: u64,
+    mtime: i64,
+    len: u32,
+}
+
+impl Record {
+    fn span(&self) -> std::ops::Range<usize> {
+        let start = self.start as usize;
+        start..start + self.len as usize
+    }
+}
+
 /// The columns that a walk decides and hashing never changes.
 struct Files {
     /// Every path, concatenated in sorted order.
     arena: String,
-    /// `len + 1` offsets into `arena`.
-    starts: Vec<u64>,
-    sizes: Vec<u64>,
-    mtimes: Vec<i64>,
+    /// One per file, in path order.
+    records: Vec<Record>,
     /// File ids, found by the hash of their path.
-    table: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    table: Table,
     newest_mtime: Option<i64>,
 }
 
 impl Files {
     fn path(&self, i: usize) -> &str {
-        // Offsets come from `build`, always on char boundaries; `get` keeps
-        // this free of panics all the same.
-        let (Some(&s), Some(&e)) = (self.starts.get(i), self.starts.get(i + 1)) else {
-            return "";
-        };
-        self.arena.get(s as usize..e as usize).unwrap_or("")
+        // Spans come from the builder, always on char boundaries; `get`
+        // keeps this free of panics all the same.
+        self.records
+            .get(i)
+            .and_then(|r| self.arena.get(r.span()))
+            .unwrap_or("")
+    }
+
+    /// True when file `i`'s path is `path`: the length from the record
+    /// first, then the bytes (no char-boundary checks on the request path).
+    fn path_is(&self, i: usize, path: &str) -> bool {
+        self.records.get(i).is_some_and(|r| {
+            r.len as usize == path.len()
+                && self.arena.as_bytes().get(r.span()) == Some(path.as_bytes())
+        })
     }
 }
 
@@ -119,7 +150,7 @@ impl ContentIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.files.sizes.len()
+        self.files.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -135,24 +166,32 @@ impl ContentIndex {
     pub fn heap_bytes(&self) -> usize {
         let f = &*self.files;
         f.arena.capacity()
-            + f.starts.capacity() * 8
-            + f.sizes.capacity() * 8
-            + f.mtimes.capacity() * 8
-            + f.table.allocation_size()
+            + f.records.capacity() * std::mem::size_of::<Record>()
+            + f.table.heap_bytes()
             + self.hashes.capacity() * std::mem::size_of::<Option<[u8; 32]>>()
     }
 
     /// The sum of every file's size.
     pub fn total_bytes(&self) -> u64 {
-        self.files.sizes.iter().sum()
+        self.files.records.iter().map(|r| r.size).sum()
     }
 
     /// Looks a decoded path up (no leading slash, as `CleanPath::as_str`).
-    /// No allocation: one hash of `path`, then one or two compares.
+    /// No allocation: one hash of `path`; then, for the candidates whose
+    /// fingerprint matches (usually one, none for most missing paths), a
+    /// compare of the whole path.
     pub fn lookup(&self, path: &str) -> Option<(FileId, FileInfo)> {
+        self.lookup_hashed(path, self.files.table.hash(path))
+    }
+
+    /// [`ContentIndex::lookup`] with the hash of `path` given (tests force
+    /// collisions through it).
+    fn lookup_hashed(&self, path: &str, hash: u64) -> Option<(FileId, FileInfo)> {
         let files = &*self.files;
-        let h = files.hasher.hash_one(path);
-        let &id = files.table.find(h, |&id| files.path(id as usize) == path)?;
+        let id = files
+            .table
+            .candidates(hash)
+            .find(|&id| files.path_is(id as usize, path))?;
         Some((FileId(id), self.info_at(id as usize)?))
     }
 
@@ -162,9 +201,10 @@ impl ContentIndex {
     }
 
     fn info_at(&self, i: usize) -> Option<FileInfo> {
+        let r = self.files.records.get(i)?;
         Some(FileInfo {
-            size: *self.files.sizes.get(i)?,
-            mtime: *self.files.mtimes.get(i)?,
+            size: r.size,
+            mtime: r.mtime,
             sha256: *self.hashes.get(i)?,
         })
     }
@@ -202,18 +242,24 @@ impl ContentIndex {
 
     /// Every file in path order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (FileId, &str, FileInfo)> + '_ {
-        (0..self.len()).map(move |i| {
-            let info = FileInfo {
-                size: self.files.sizes[i],
-                mtime: self.files.mtimes[i],
-                sha256: self.hashes[i],
-            };
-            (FileId(i as u32), self.files.path(i), info)
-        })
+        let files = &*self.files;
+        files
+            .records
+            .iter()
+            .zip(&self.hashes)
+            .enumerate()
+            .map(move |(i, (r, &sha256))| {
+                let info = FileInfo {
+                    size: r.size,
+                    mtime: r.mtime,
+                    sha256,
+                };
+                (FileId(i as u32), files.path(i), info)
+            })
     }
 
     /// A new index with the same files and these hashes added (or replaced).
-    /// Shares the paths, sizes, times and table with `self`: the cost is one
+    /// Shares the paths, records and table with `self`: the cost is one
     /// copy of the hash column. Ids out of range are ignored.
     pub fn with_hashes(
         &self,
@@ -264,16 +310,13 @@ fn partition_point(len: usize, mut pred: impl FnMut(usize) -> bool) -> usize {
 }
 
 /// Collects files, then builds the index. It holds the same columns as the
-/// index (one arena, offsets, sizes, times, hashes), so that building from
-/// files already in path order copies nothing.
+/// index (one arena, records, hashes), so that building from files already in
+/// path order copies nothing.
 #[derive(Default)]
 pub struct IndexBuilder {
     arena: String,
-    /// Start of each path in `arena`, in push order; a path ends where the
-    /// next starts.
-    starts: Vec<u64>,
-    sizes: Vec<u64>,
-    mtimes: Vec<i64>,
+    /// In push order.
+    records: Vec<Record>,
     hashes: Vec<Option<[u8; 32]>>,
     /// Push-order ids by path hash: refuses duplicates as they come.
     seen: HashTable<u32>,
@@ -297,10 +340,11 @@ fn permute<T: Copy>(order: &[u32], col: &[T]) -> Vec<T> {
 }
 
 /// Path `i` of a builder's arena.
-fn span<'a>(arena: &'a str, starts: &[u64], i: usize) -> &'a str {
-    let s = starts.get(i).map_or(arena.len(), |&s| s as usize);
-    let e = starts.get(i + 1).map_or(arena.len(), |&e| e as usize);
-    arena.get(s..e).unwrap_or("")
+fn span<'a>(arena: &'a str, records: &[Record], i: usize) -> &'a str {
+    records
+        .get(i)
+        .and_then(|r| arena.get(r.span()))
+        .unwrap_or("")
 }
 
 impl IndexBuilder {
@@ -312,9 +356,7 @@ impl IndexBuilder {
     pub fn with_capacity(files: usize, path_bytes: usize) -> Self {
         IndexBuilder {
             arena: String::with_capacity(path_bytes),
-            starts: Vec::with_capacity(files + 1),
-            sizes: Vec::with_capacity(files),
-            mtimes: Vec::with_capacity(files),
+            records: Vec::with_capacity(files),
             hashes: Vec::with_capacity(files),
             seen: HashTable::with_capacity(files),
             hasher: DefaultHashBuilder::default(),
@@ -324,102 +366,102 @@ impl IndexBuilder {
     /// Adds one file. The id is its number in push order; `build` renumbers
     /// by path, so it is only useful to tell files apart while building.
     pub fn push(&mut self, path: &str, info: FileInfo) -> Result<FileId, IndexError> {
-        if !is_clean_path(path) {
+        // A record keeps a path's length in a `u32`: longer is refused too.
+        let Some(len) = u32::try_from(path.len())
+            .ok()
+            .filter(|_| is_clean_path(path))
+        else {
             return Err(IndexError::BadPath(path.to_owned()));
-        }
-        let id = u32::try_from(self.sizes.len()).map_err(|_| IndexError::TooManyFiles)?;
+        };
+        let id = u32::try_from(self.records.len()).map_err(|_| IndexError::TooManyFiles)?;
         if id == u32::MAX {
             return Err(IndexError::TooManyFiles);
         }
         let h = self.hasher.hash_one(path);
-        let (arena, starts) = (&self.arena, &self.starts);
+        let (arena, records) = (&self.arena, &self.records);
         if self
             .seen
-            .find(h, |&i| span(arena, starts, i as usize) == path)
+            .find(h, |&i| span(arena, records, i as usize) == path)
             .is_some()
         {
             return Err(IndexError::Duplicate(path.to_owned()));
         }
-        self.starts.push(self.arena.len() as u64);
+        self.records.push(Record {
+            start: self.arena.len() as u64,
+            size: info.size,
+            mtime: info.mtime,
+            len,
+        });
         self.arena.push_str(path);
-        self.sizes.push(info.size);
-        self.mtimes.push(info.mtime);
         self.hashes.push(info.sha256);
-        let (arena, starts, hasher) = (&self.arena, &self.starts, &self.hasher);
-        self.seen
-            .insert_unique(h, id, |&i| hasher.hash_one(span(arena, starts, i as usize)));
+        let (arena, records, hasher) = (&self.arena, &self.records, &self.hasher);
+        self.seen.insert_unique(h, id, |&i| {
+            hasher.hash_one(span(arena, records, i as usize))
+        });
         Ok(FileId(id))
     }
 
     pub fn len(&self) -> usize {
-        self.sizes.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sizes.is_empty()
+        self.records.is_empty()
     }
 
     pub fn build(self) -> ContentIndex {
         let IndexBuilder {
             arena,
-            mut starts,
-            sizes,
-            mtimes,
+            records,
             hashes,
-            mut seen,
-            hasher,
+            seen,
+            hasher: _,
         } = self;
-        let n = sizes.len();
+        // The table of the index is built anew below, with final ids.
+        drop(seen);
+        let n = records.len();
         // Push order is usually path order already (manifests and walks are
         // sorted): then every column is kept as it is.
-        let sorted = (1..n).all(|i| span(&arena, &starts, i - 1) < span(&arena, &starts, i));
-        let (mut arena, mut starts, mut sizes, mut mtimes, mut hashes) = if sorted {
-            starts.push(arena.len() as u64);
-            (arena, starts, sizes, mtimes, hashes)
+        let sorted = (1..n).all(|i| span(&arena, &records, i - 1) < span(&arena, &records, i));
+        let (mut arena, records, mut hashes) = if sorted {
+            (arena, records, hashes)
         } else {
             let mut order: Vec<u32> = (0..n as u32).collect();
             order.sort_unstable_by(|&a, &b| {
-                span(&arena, &starts, a as usize).cmp(span(&arena, &starts, b as usize))
+                span(&arena, &records, a as usize).cmp(span(&arena, &records, b as usize))
             });
             let mut new_arena = String::with_capacity(arena.len());
-            let mut new_starts = Vec::with_capacity(n + 1);
+            let mut new_records = Vec::with_capacity(n);
             for &old in &order {
-                new_starts.push(new_arena.len() as u64);
-                new_arena.push_str(span(&arena, &starts, old as usize));
+                let path = span(&arena, &records, old as usize);
+                if let Some(r) = records.get(old as usize) {
+                    new_records.push(Record {
+                        start: new_arena.len() as u64,
+                        ..*r
+                    });
+                }
+                new_arena.push_str(path);
             }
-            new_starts.push(new_arena.len() as u64);
             drop(arena);
-            let (sizes, mtimes, hashes) = (
-                permute(&order, &sizes),
-                permute(&order, &mtimes),
-                permute(&order, &hashes),
-            );
-            // The table keeps every hash; only the ids it holds change.
-            let mut new_id = vec![0u32; n];
-            for (new, &old) in order.iter().enumerate() {
-                new_id[old as usize] = new as u32;
-            }
-            for id in seen.iter_mut() {
-                *id = new_id[*id as usize];
-            }
-            (new_arena, new_starts, sizes, mtimes, hashes)
+            (new_arena, new_records, permute(&order, &hashes))
         };
         arena.shrink_to_fit();
-        starts.shrink_to_fit();
-        sizes.shrink_to_fit();
-        mtimes.shrink_to_fit();
         hashes.shrink_to_fit();
-        seen.shrink_to_fit(|&id| hasher.hash_one(span(&arena, &starts, id as usize)));
+        // `records` keeps its spare capacity: it was never written, so it is
+        // not resident, and shrinking a vector aligned past 16 bytes copies it
+        // (32 MB more at the peak of a 1M-file load).
+        let mut table = Table::with_capacity(n);
+        for i in 0..n {
+            let h = table.hash(span(&arena, &records, i));
+            table.insert(h, i as u32);
+        }
         let hashed = hashes.iter().filter(|h| h.is_some()).count();
-        let newest_mtime = mtimes.iter().copied().max();
+        let newest_mtime = records.iter().map(|r| r.mtime).max();
         ContentIndex {
             files: Arc::new(Files {
                 arena,
-                starts,
-                sizes,
-                mtimes,
-                table: seen,
-                hasher,
+                records,
+                table,
                 newest_mtime,
             }),
             hashes,

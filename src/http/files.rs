@@ -6,7 +6,7 @@
 //! waiting (for on-demand checks) is done by the caller, bounded by
 //! `origin.on_demand.wait`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use http::header::{HeaderName, HeaderValue};
@@ -76,13 +76,11 @@ pub(crate) fn verdict(
     if e.lagging(max_lag) {
         return Reason::Lagging;
     }
-    if let Some(sync) = e.health.last_sync {
-        let synced = sync
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if synced >= info.mtime {
-            return Reason::Eligible;
-        }
+    if e.health
+        .last_sync
+        .is_some_and(|sync| synced_after(sync, info.mtime))
+    {
+        return Reason::Eligible;
     }
     presence_reason(checker.cached(&e.mirror.name, path, info, now))
 }
@@ -95,15 +93,24 @@ pub(crate) fn verdict_without_checks(snap: &Snapshot, e: &MirrorEntry, info: &Fi
         return Reason::Lagging;
     }
     match e.health.last_sync {
-        Some(sync)
-            if sync
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
-                >= info.mtime =>
-        {
-            Reason::Eligible
-        }
+        Some(sync) if synced_after(sync, info.mtime) => Reason::Eligible,
         _ => Reason::NotSyncedYet,
+    }
+}
+
+/// True when a sync at `sync` holds a file of time `mtime` (Unix seconds):
+/// the sync's whole seconds are not before it, a sync before 1970 counting as
+/// 1970. Made per mirror for every request for a new file, so it compares
+/// times rather than turning each sync into seconds
+/// (`SystemTime::duration_since` was half the cost of a verdict).
+fn synced_after(sync: SystemTime, mtime: i64) -> bool {
+    match u64::try_from(mtime) {
+        // A file of 1970 or before: every sync is after it.
+        Err(_) | Ok(0) => true,
+        // Within a file's own second counts as after it, as whole seconds did.
+        Ok(secs) => UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .is_some_and(|file| sync >= file),
     }
 }
 
@@ -172,16 +179,33 @@ pub(crate) fn check_requests(
 }
 
 /// `Digest` (RFC 3230) and `Repr-Digest` (RFC 9530) headers for a known hash.
+///
+/// Built on every redirect, so built in fixed buffers on the stack: the only
+/// allocations are the two header values and the vector.
 pub(crate) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
     let Some(hash) = info.and_then(|i| i.sha256) else {
         return Vec::new();
     };
-    let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
+    // Base64 of 32 bytes is always 44 characters, padding included.
+    let mut b64 = [0u8; 44];
+    if !matches!(
+        base64::engine::general_purpose::STANDARD.encode_slice(hash, &mut b64),
+        Ok(44)
+    ) {
+        return Vec::new();
+    }
+    let mut digest = [0u8; 8 + 44];
+    digest[..8].copy_from_slice(b"sha-256=");
+    digest[8..].copy_from_slice(&b64);
+    let mut repr = [0u8; 9 + 44 + 1];
+    repr[..9].copy_from_slice(b"sha-256=:");
+    repr[9..53].copy_from_slice(&b64);
+    repr[53] = b':';
     let mut out = Vec::with_capacity(2);
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256={b64}")) {
+    if let Ok(v) = HeaderValue::from_bytes(&digest) {
         out.push((HeaderName::from_static("digest"), v));
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+    if let Ok(v) = HeaderValue::from_bytes(&repr) {
         out.push((HeaderName::from_static("repr-digest"), v));
     }
     out
@@ -196,4 +220,79 @@ pub(crate) fn sha256_line(path: &CleanPath, hash: &[u8; 32]) -> String {
         hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
     format!("{hex}  {name}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The rule as it was written first: the sync's whole seconds since 1970
+    /// (0 before it) against the file's time.
+    fn synced_after_in_seconds(sync: SystemTime, mtime: i64) -> bool {
+        let synced = sync
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        synced >= mtime
+    }
+
+    proptest! {
+        #[test]
+        fn synced_after_agrees_with_whole_seconds(
+            sync_secs in -100_000i64..4_000_000_000,
+            sync_nanos in 0u32..1_000_000_000,
+            delta in -3i64..3,
+            far in prop::bool::ANY,
+        ) {
+            let sync = if sync_secs >= 0 {
+                UNIX_EPOCH + Duration::new(sync_secs as u64, sync_nanos)
+            } else {
+                UNIX_EPOCH - Duration::new(sync_secs.unsigned_abs(), sync_nanos)
+            };
+            // Times around the sync's own second, and far from it either way.
+            let mtime = if far { sync_secs.wrapping_mul(3) - 7 } else { sync_secs + delta };
+            prop_assert_eq!(synced_after(sync, mtime), synced_after_in_seconds(sync, mtime));
+        }
+    }
+
+    #[test]
+    fn synced_after_at_the_edges() {
+        let sync = UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000);
+        assert!(synced_after(sync, 1_700_000_000));
+        assert!(!synced_after(sync, 1_700_000_001));
+        assert!(synced_after(sync, i64::MIN));
+        assert!(!synced_after(sync, i64::MAX));
+        assert!(synced_after(UNIX_EPOCH - Duration::from_secs(5), 0));
+        assert!(!synced_after(UNIX_EPOCH - Duration::from_secs(5), 1));
+    }
+
+    #[test]
+    fn digest_headers_are_the_base64_of_the_hash() {
+        for hash in [
+            [0u8; 32],
+            [0xff; 32],
+            std::array::from_fn(|i| (i * 37) as u8),
+        ] {
+            let info = FileInfo {
+                size: 1,
+                mtime: 0,
+                sha256: Some(hash),
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
+            let got = digest_headers(Some(&info));
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].0, "digest");
+            assert_eq!(got[0].1, format!("sha-256={b64}").as_str());
+            assert_eq!(got[1].0, "repr-digest");
+            assert_eq!(got[1].1, format!("sha-256=:{b64}:").as_str());
+        }
+        let unhashed = FileInfo {
+            size: 1,
+            mtime: 0,
+            sha256: None,
+        };
+        assert!(digest_headers(Some(&unhashed)).is_empty());
+        assert!(digest_headers(None).is_empty());
+    }
 }

@@ -80,6 +80,48 @@ fn iter_is_in_path_order_and_ids_follow_it() {
 }
 
 #[test]
+fn a_fingerprint_match_is_no_match_until_the_paths_compare_equal() {
+    let paths = pool_paths();
+    let mut b = IndexBuilder::new();
+    for (i, p) in paths.iter().enumerate() {
+        b.push(p, info(i as u64)).unwrap();
+    }
+    let idx = b.build();
+    // The same index, but every file filed under one hash: every lookup
+    // meets every fingerprint, and only the path compare tells them apart.
+    let h = 0x5eed_0000_0000_0042;
+    let mut table = Table::with_capacity(idx.len());
+    for i in 0..idx.len() {
+        table.insert(h, i as u32);
+    }
+    let forced = ContentIndex {
+        files: Arc::new(Files {
+            arena: idx.files.arena.clone(),
+            records: idx.files.records.clone(),
+            table,
+            newest_mtime: idx.files.newest_mtime,
+        }),
+        hashes: idx.hashes.clone(),
+        hashed: idx.hashed,
+    };
+    for p in &paths {
+        assert_eq!(forced.lookup_hashed(p, h), idx.lookup(p), "{p}");
+        assert!(forced.lookup_hashed(p, h).is_some());
+    }
+    // A prefix, a longer path and a path of the same length as a file's but
+    // other bytes: none is found.
+    for missing in ["READM", "README.md", "READMF", "dists/stable/Releasf"] {
+        assert_eq!(forced.lookup_hashed(missing, h), None, "{missing}");
+    }
+}
+
+#[test]
+fn records_fit_in_one_cache_line() {
+    assert_eq!(std::mem::size_of::<Record>(), 32);
+    assert_eq!(std::mem::align_of::<Record>(), 32);
+}
+
+#[test]
 fn is_dir_follows_path_prefixes() {
     let mut b = IndexBuilder::new();
     for p in pool_paths() {
@@ -188,4 +230,37 @@ proptest! {
             prop_assert_eq!(idx.is_dir(q), naive, "{}", q);
         }
     }
+}
+
+#[test]
+fn hashes_follow_their_files_through_the_sort() {
+    let paths = pool_paths();
+    let mut b = IndexBuilder::new();
+    for (i, p) in paths.iter().enumerate() {
+        let sha256 = (i % 4 != 0).then_some([(i % 251) as u8; 32]);
+        b.push(
+            p,
+            FileInfo {
+                sha256,
+                ..info(i as u64)
+            },
+        )
+        .unwrap();
+    }
+    let idx = b.build();
+    assert_eq!(
+        idx.hashed(),
+        (0..paths.len()).filter(|i| i % 4 != 0).count()
+    );
+    for (i, p) in paths.iter().enumerate() {
+        let (id, got) = idx.lookup(p).unwrap();
+        assert_eq!(
+            got.sha256,
+            (i % 4 != 0).then_some([(i % 251) as u8; 32]),
+            "{p}"
+        );
+        assert_eq!(idx.info(id), Some(got));
+    }
+    let listed = idx.iter().filter(|(_, _, f)| f.sha256.is_some()).count();
+    assert_eq!(listed, idx.hashed());
 }
