@@ -571,18 +571,11 @@ impl Owner {
 
     /// Each mirror's lag behind the origin's last publication.
     fn update_lags(&mut self) {
-        let s = &mut self.snapshot;
-        let newest_file = s
-            .content
-            .newest_mtime()
-            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
-        let freshest_sync = s.mirrors.iter().filter_map(|e| e.health.last_sync).max();
-        s.origin_published = newest_file.or(freshest_sync);
-        for e in &mut s.mirrors {
-            e.lag = match (s.origin_published, e.health.last_sync) {
-                (Some(p), Some(m)) => Some(p.duration_since(m).unwrap_or(Duration::ZERO)),
-                _ => None,
-            };
+        // The same computation as a standalone snapshot's, `fresh_since`
+        // included: without it the request path would never take the
+        // all-fresh shortcut.
+        self.snapshot.refresh_lags();
+        for e in &self.snapshot.mirrors {
             if let Some(lag) = e.lag {
                 self.metrics.set_mirror_lag(&e.mirror.name, lag);
             }

@@ -141,6 +141,10 @@ async fn files_go_only_where_they_are() {
     let snap = w.app.app.state().load_full();
     assert!(snap.mirror("fr").unwrap().lag.unwrap() > Duration::from_secs(4 * 3600));
     assert!(snap.mirror("de").unwrap().health.last_sync.is_some());
+    assert_eq!(
+        snap.fresh_since, None,
+        "fr lags: no file skips its verdicts"
+    );
     let api: serde_json::Value = w.app.admin_json("/api/v1/mirrors/fr").await;
     assert!(api["lag_seconds"].as_u64().unwrap() > 4 * 3600, "{api}");
     assert!(api["last_sync"].as_str().unwrap().ends_with('Z'));
@@ -266,4 +270,63 @@ async fn unknown_paths_rules_and_hashes() {
     );
     let (s, _) = w.app.get_from(DE, "/releases/nope.iso?sha256").await;
     assert_eq!(s, 404);
+}
+
+/// When every mirror synced after a file and none lags, the running server
+/// knows it (`fresh_since`) and answers without a verdict per mirror.
+#[tokio::test]
+async fn a_server_whose_mirrors_are_all_fresh_knows_it() {
+    let origin = tempfile::tempdir().unwrap();
+    put(
+        origin.path(),
+        "releases/old.iso",
+        OLD,
+        Duration::from_secs(7200),
+    );
+    let mut mirrors = Vec::new();
+    for _ in 0..2 {
+        let m = TreeMirror::start().await;
+        m.put("project/trace/origin", trace(Duration::from_secs(60)));
+        m.put("releases/old.iso", OLD);
+        mirrors.push(m);
+    }
+    let top = format!(
+        "{TRUSTED_MANUAL_PROBES}\nfallback: https://origin.example.org/pub/\n\
+         origin:\n  root: {}\n  settle: 1s\n  trace_file: project/trace/origin\n  max_lag: 3h\n",
+        origin.path().display()
+    );
+    let ms: Vec<M> = mirrors
+        .iter()
+        .zip([("de", "DE", 50.11, 8.68), ("us", "US", 40.71, -74.01)])
+        .map(|(m, (name, cc, lat, lon))| M {
+            name,
+            url: m.url(),
+            cc,
+            lat,
+            lon,
+            extra: "",
+        })
+        .collect();
+    let app = TestApp::start(&config_yaml(&ms, &top)).await;
+    let snap = app
+        .wait_for("the index and both trace files", |s| {
+            s.content.len() == 1 && s.mirrors.iter().all(|e| e.health.last_sync.is_some())
+        })
+        .await;
+    let oldest_sync = snap
+        .mirrors
+        .iter()
+        .filter_map(|e| e.health.last_sync)
+        .min()
+        .unwrap();
+    let secs = oldest_sync
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(snap.fresh_since, Some(secs));
+    let file_time = secs - 7000;
+    assert!(snap.all_fresh_for(file_time));
+    let (status, loc) = app.get_from(DE, "/releases/old.iso").await;
+    assert_eq!(status, 302);
+    assert!(loc.unwrap().starts_with(&mirrors[0].url()));
 }
