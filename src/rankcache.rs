@@ -167,17 +167,7 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
-    #[derive(Debug)]
-    struct C(Mirror, HealthState);
-
-    impl Candidate for C {
-        fn mirror(&self) -> &Mirror {
-            &self.0
-        }
-        fn health(&self) -> HealthState {
-            self.1
-        }
-    }
+    use crate::select::tests::C;
 
     fn mirror(i: usize, lat: f64, lon: f64, weight: u32, https: bool) -> Mirror {
         let scheme = if https { "https" } else { "http" };

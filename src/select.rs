@@ -503,7 +503,7 @@ fn weighted_pick<T: Copy, R: Rng + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::MirrorConfig;
     use crate::geo::{Continent, Coords, CountryCode};
@@ -511,8 +511,10 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
+    /// A mirror and its health: the least a [`Candidate`] is (also used by
+    /// the rank cache's tests).
     #[derive(Debug)]
-    struct C(Mirror, HealthState);
+    pub(crate) struct C(pub Mirror, pub HealthState);
     impl Candidate for C {
         fn mirror(&self) -> &Mirror {
             &self.0

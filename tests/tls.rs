@@ -172,6 +172,16 @@ fn write_ca(dir: &tempfile::TempDir, pki: &TestPki) -> PathBuf {
     path
 }
 
+/// `GET /file.bin` from a client at `ip`.
+async fn download(t: &TestApp, ip: &str) -> reqwest::Response {
+    t.http
+        .get(t.url("/file.bin"))
+        .header("x-forwarded-for", ip)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn https_mirrors_of_a_private_ca_are_probed_and_proxied_over_http2_where_offered() {
     let pki = pki();
@@ -187,13 +197,7 @@ async fn https_mirrors_of_a_private_ca_are_probed_and_proxied_over_http2_where_o
     })
     .await;
 
-    let de = t
-        .http
-        .get(t.url("/file.bin"))
-        .header("x-forwarded-for", DE)
-        .send()
-        .await
-        .unwrap();
+    let de = download(&t, DE).await;
     assert_eq!(de.status(), StatusCode::OK);
     assert_eq!(
         de.bytes().await.unwrap(),
@@ -206,13 +210,7 @@ async fn https_mirrors_of_a_private_ca_are_probed_and_proxied_over_http2_where_o
         "ALPN offered h2: HTTP/2 is used"
     );
 
-    let us = t
-        .http
-        .get(t.url("/file.bin"))
-        .header("x-forwarded-for", US)
-        .send()
-        .await
-        .unwrap();
+    let us = download(&t, US).await;
     assert_eq!(us.status(), StatusCode::OK);
     assert_eq!(
         us.bytes().await.unwrap(),
@@ -244,13 +242,7 @@ async fn without_the_ca_https_mirrors_are_not_trusted() {
             e.mirror.name
         );
     }
-    let resp = t
-        .http
-        .get(t.url("/file.bin"))
-        .header("x-forwarded-for", DE)
-        .send()
-        .await
-        .unwrap();
+    let resp = download(&t, DE).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(h2.versions().is_empty() && h1.versions().is_empty());
 }
