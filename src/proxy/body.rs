@@ -17,16 +17,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus::IntGauge;
 use tokio::time::{Instant, Sleep};
 
 use super::failover::Job;
+use super::pool::UpstreamBody;
 use super::resume::{resume, ResumePlan};
 use super::{client, StreamError, UpstreamError};
 
-type Resuming = Pin<Box<dyn Future<Output = Result<(usize, Incoming), UpstreamError>> + Send>>;
+type Resuming = Pin<Box<dyn Future<Output = Result<(usize, UpstreamBody), UpstreamError>> + Send>>;
 
 /// A body streamed from a mirror.
 pub struct ProxyBody {
@@ -34,7 +34,7 @@ pub struct ProxyBody {
     /// The hop serving now.
     hop: usize,
     /// None once finished, or while resuming.
-    inner: Option<Incoming>,
+    inner: Option<UpstreamBody>,
     resuming: Option<Resuming>,
     plan: Option<ResumePlan>,
     /// Bytes passed on so far.
@@ -62,7 +62,7 @@ impl ProxyBody {
     pub(crate) fn new(
         job: Arc<Job>,
         hop: usize,
-        inner: Incoming,
+        inner: UpstreamBody,
         plan: Option<ResumePlan>,
     ) -> Self {
         let gauge = job.ctx.metrics.proxy_active.clone();
