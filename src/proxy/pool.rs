@@ -12,7 +12,8 @@
 //! Connecting (DNS, the connect timeout, `TCP_NODELAY`) is hyper-util's
 //! `HttpConnector`, as before. A request that a reused connection dropped
 //! before sending it (the mirror closed the connection while it was idle) is
-//! sent once more on a new connection, as hyper-util's client does.
+//! sent again, on another idle connection or a new one, as hyper-util's
+//! client does; a request on a new connection is never sent twice.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
@@ -102,7 +103,8 @@ impl Pool {
                 }
                 Err(mut e) => match e.take_message() {
                     // Never sent, on a connection the mirror had closed:
-                    // harmless to send again, on a new connection.
+                    // harmless to send again. Each retry uses up an idle
+                    // connection, so the loop ends on a new one at the latest.
                     Some(unsent) if reused => req = unsent,
                     _ => return Err(classify_send(e.error())),
                 },
