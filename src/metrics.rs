@@ -2,6 +2,8 @@
 //! nothing here is global. Labels are closed enums or mirror names: never a
 //! client address or a path.
 
+use std::sync::Arc;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -101,9 +103,13 @@ const PROBE_RESULTS: [&str; 9] = [
     "other",
 ];
 
-/// Every metric mirrorgate exports.
+/// Every metric mirrorgate exports; cheap to clone (one shared set of
+/// families), since handlers clone it for every request that waits.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Families>);
+
+/// The metric families behind [`Metrics`].
+pub struct Families {
     registry: Registry,
     requests: [IntCounter; Outcome::ALL.len()],
     pub request_duration: Histogram,
@@ -320,7 +326,7 @@ impl Metrics {
         ));
         reg(Box::new(proxy_first_byte.clone()));
 
-        Metrics {
+        Metrics(Arc::new(Families {
             proxy_bytes,
             proxy_errors,
             proxy_failovers,
@@ -342,7 +348,7 @@ impl Metrics {
             reloads,
             snapshot_generation,
             ready,
-        }
+        }))
     }
 
     pub fn request(&self, outcome: Outcome) {
@@ -429,6 +435,13 @@ impl Metrics {
         // be a definition bug, and the scrape then shows what was encoded.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Families;
+    fn deref(&self) -> &Families {
+        &self.0
     }
 }
 

@@ -125,6 +125,42 @@ async fn a_proxied_download_is_byte_identical_with_clean_headers() {
 }
 
 #[tokio::test]
+async fn downloads_one_after_another_reuse_one_connection_to_the_mirror() {
+    let _shared = ALONE.read().await;
+    let len = 64 * 1024 + 7;
+    let (t, m) = world(1, len, "mode: proxy").await;
+    let fetch = || async {
+        let r = get(&t, "/big.bin").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len() as u64, len);
+        assert!(matches_file(0, &body), "the body differs from the file");
+    };
+    fetch().await;
+    let opened = m[0].connections();
+    for _ in 0..5 {
+        fetch().await;
+    }
+    // An answer without a body gives its connection back too.
+    let r = t
+        .http
+        .head(t.url("/big.bin"))
+        .header("x-forwarded-for", DE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    fetch().await;
+    assert_eq!(
+        m[0].connections(),
+        opened,
+        "a proxied request opened another connection to the mirror"
+    );
+    let up = m[0].last_headers().unwrap();
+    assert_eq!(up["host"], m[0].addr.to_string().as_str());
+}
+
+#[tokio::test]
 async fn ranges_and_conditions_pass_through() {
     let _shared = ALONE.read().await;
     let len = 2 * MIB + 7;

@@ -17,16 +17,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus::IntGauge;
 use tokio::time::{Instant, Sleep};
 
 use super::failover::Job;
+use super::pool::UpstreamBody;
 use super::resume::{resume, ResumePlan};
 use super::{client, StreamError, UpstreamError};
 
-type Resuming = Pin<Box<dyn Future<Output = Result<(usize, Incoming), UpstreamError>> + Send>>;
+type Resuming = Pin<Box<dyn Future<Output = Result<(usize, UpstreamBody), UpstreamError>> + Send>>;
 
 /// A body streamed from a mirror.
 pub struct ProxyBody {
@@ -34,14 +34,16 @@ pub struct ProxyBody {
     /// The hop serving now.
     hop: usize,
     /// None once finished, or while resuming.
-    inner: Option<Incoming>,
+    inner: Option<UpstreamBody>,
     resuming: Option<Resuming>,
     plan: Option<ResumePlan>,
     /// Bytes passed on so far.
     sent: u64,
     /// Hops tried so far (they are tried in order, each once).
     tried: usize,
-    idle: Pin<Box<Sleep>>,
+    /// Made at the first wait on the mirror: a small body usually arrives
+    /// whole with its headers and never needs a timer.
+    idle: Option<Pin<Box<Sleep>>>,
     /// True while the last poll of the mirror's body was pending.
     waiting: bool,
     _active: Active,
@@ -60,12 +62,11 @@ impl ProxyBody {
     pub(crate) fn new(
         job: Arc<Job>,
         hop: usize,
-        inner: Incoming,
+        inner: UpstreamBody,
         plan: Option<ResumePlan>,
     ) -> Self {
         let gauge = job.ctx.metrics.proxy_active.clone();
         gauge.inc();
-        let idle = Box::pin(tokio::time::sleep(job.settings.idle_timeout));
         ProxyBody {
             job,
             hop,
@@ -74,7 +75,7 @@ impl ProxyBody {
             plan,
             sent: 0,
             tried: hop + 1,
-            idle,
+            idle: None,
             waiting: false,
             _active: Active(gauge),
         }
@@ -159,12 +160,15 @@ impl Body for ProxyBody {
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
+                    let idle_timeout = this.job.settings.idle_timeout;
+                    let idle = this
+                        .idle
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle_timeout)));
                     if !this.waiting {
                         this.waiting = true;
-                        let at = Instant::now() + this.job.settings.idle_timeout;
-                        this.idle.as_mut().reset(at);
+                        idle.as_mut().reset(Instant::now() + idle_timeout);
                     }
-                    if this.idle.as_mut().poll(cx).is_pending() {
+                    if idle.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     this.waiting = false;

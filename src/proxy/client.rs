@@ -1,7 +1,8 @@
-//! The upstream HTTP client: hyper-util's pooled client, HTTP/1.1 with
-//! keep-alive to every mirror, HTTPS through rustls (ring, webpki roots) with
-//! HTTP/2 where the mirror offers it in ALPN; and the mapping of its errors
-//! to [`UpstreamError`].
+//! The upstream HTTP client: HTTP/1.1 with keep-alive to every mirror, plain
+//! `http://` mirrors through this crate's pool (`pool.rs`), HTTPS through
+//! hyper-util's pooled client and rustls (ring, webpki roots) with HTTP/2
+//! where the mirror offers it in ALPN; and the mapping of its errors to
+//! [`UpstreamError`].
 //!
 //! It owns no policy: timeouts other than connect, retries and redirects are
 //! the failover loop's.
@@ -12,12 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::pool::{Pool, UpstreamBody};
 use super::UpstreamError;
 
 /// Idle pooled connections to one mirror; beyond this they are closed.
@@ -25,8 +28,30 @@ const MAX_IDLE_PER_HOST: usize = 64;
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// The pooled client; cheap to clone.
-pub(crate) type Upstream = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// The pooled clients; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    /// For `https://` mirrors.
+    tls: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    /// For `http://` mirrors.
+    plain: Pool,
+}
+
+impl Upstream {
+    /// Sends `req` (an absolute URI) to its mirror.
+    pub async fn request(
+        &self,
+        req: Request<Empty<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            return self.plain.send(req).await;
+        }
+        match self.tls.request(req).await {
+            Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,22 +78,24 @@ pub(crate) fn build(connect_timeout: Duration, extra: &TlsRoots) -> Result<Upstr
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    let plain = Pool::new(http.clone(), MAX_IDLE_PER_HOST, POOL_IDLE);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    let tls = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https))
+        .build(https);
+    Ok(Upstream { tls, plain })
 }
 
 /// The closed reason for a failed request (before its response headers).
-pub(crate) fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut tls = false;
     let mut dns = false;

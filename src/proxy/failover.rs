@@ -16,11 +16,11 @@ use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 
 use super::body::ProxyBody;
+use super::pool::UpstreamBody;
 use super::resume::ResumePlan;
-use super::{client, headers, Ctx, UpstreamError};
+use super::{headers, Ctx, UpstreamError};
 use crate::config::ProxyConfig;
 use crate::http::{text, Resp, ResponseBody};
 use crate::metrics::{FailoverPhase, MirrorCounters, Outcome};
@@ -106,7 +106,7 @@ pub(crate) async fn attempt(
     hop: &Hop,
     headers: &HeaderMap,
     deadline: Instant,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<UpstreamBody>, UpstreamError> {
     let mut url = String::with_capacity(hop.mirror.url.as_str().len() + job.path.len());
     url.push_str(hop.mirror.url.as_str());
     url.push_str(&job.path);
@@ -121,7 +121,7 @@ pub(crate) async fn attempt(
         let req = headers::request(&job.method, uri, headers);
         let mut resp = match tokio::time::timeout(wait, job.ctx.client.request(req)).await {
             Err(_) => return Err(UpstreamError::Timeout),
-            Ok(Err(e)) => return Err(client::classify(&e)),
+            Ok(Err(kind)) => return Err(kind),
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
@@ -161,7 +161,7 @@ fn redirect_target(current: &str, h: &HeaderMap) -> Option<url::Url> {
 }
 
 /// The mirror's answer as the client's response, its body streamed.
-fn respond(job: &Arc<Job>, hop: usize, resp: Response<Incoming>) -> Resp {
+fn respond(job: &Arc<Job>, hop: usize, resp: Response<UpstreamBody>) -> Resp {
     let (mut parts, incoming) = resp.into_parts();
     headers::clean_response(&mut parts.headers);
     // The client's connection is HTTP/1.1 whatever the mirror spoke.

@@ -3,6 +3,7 @@
 //! (cookies and credentials stay here), hop-by-hop headers are removed both
 //! ways, `Via` and `X-Forwarded-For` are added.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use bytes::Bytes;
@@ -33,67 +34,154 @@ const FORWARDED: [HeaderName; 11] = [
 ];
 
 /// Headers that only mean something on one connection (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Names, not strings: removing by `&str` parses the name on every call.
+const HOP_BY_HOP_COUNT: usize = 9;
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// True for a header that must not cross a proxy.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    HOP_BY_HOP.contains(name)
 }
 
 /// The client's headers that go on to mirrors, with `Via` and the client's
 /// address (as mirrorgate determined it, so an untrusted client's own
 /// `X-Forwarded-For` is never passed on).
 pub(crate) fn upstream_headers(client: &HeaderMap, client_ip: IpAddr) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(FORWARDED.len() + 2);
-    for name in &FORWARDED {
-        for v in client.get_all(name) {
+    // A request carries a handful of headers: one pass over them is cheaper
+    // than a lookup for each forwarded name.
+    let mut h = HeaderMap::with_capacity(8);
+    for (name, v) in client {
+        if FORWARDED.contains(name) {
             h.append(name.clone(), v.clone());
         }
     }
     h.insert(header::VIA, via());
-    if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
-        h.insert(HeaderName::from_static("x-forwarded-for"), v);
+    if let Some(v) = ip_value(client_ip) {
+        h.insert(X_FORWARDED_FOR, v);
     }
     h
 }
 
-/// A request to a mirror.
+/// An address as a header value, formatted without a temporary `String`
+/// (an IPv4 address by hand: `Display` for it costs about ten times more).
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    // The longest address text (IPv4-mapped IPv6) is 45 bytes.
+    let mut buf = [0u8; 48];
+    let n = match ip {
+        IpAddr::V4(v4) => {
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                n += write_u8(&mut buf[n..], octet);
+            }
+            n
+        }
+        IpAddr::V6(_) => {
+            let mut w = std::io::Cursor::new(&mut buf[..]);
+            write!(w, "{ip}").ok()?;
+            usize::try_from(w.position()).ok()?
+        }
+    };
+    HeaderValue::from_bytes(buf.get(..n)?).ok()
+}
+
+/// Writes `v` in decimal at the start of `out` (at least 3 bytes long);
+/// returns the number of bytes written.
+fn write_u8(out: &mut [u8], v: u8) -> usize {
+    let digits = [v / 100, v / 10 % 10, v % 10];
+    let skip = if v >= 100 {
+        0
+    } else if v >= 10 {
+        1
+    } else {
+        2
+    };
+    for (o, d) in out.iter_mut().zip(&digits[skip..]) {
+        *o = b'0' + d;
+    }
+    3 - skip
+}
+
+/// A request to a mirror. `Host` is set here from the URI (the client would
+/// otherwise `format!` it for every request).
 pub(crate) fn request(method: &Method, uri: Uri, headers: &HeaderMap) -> Request<Empty<Bytes>> {
     let mut req = Request::new(Empty::new());
     *req.method_mut() = method.clone();
-    *req.uri_mut() = uri;
     *req.headers_mut() = headers.clone();
+    if let Some(host) = host_value(&uri) {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    *req.uri_mut() = uri;
     req
+}
+
+/// `Host` for a request to `uri`: its host, and its port unless it is the
+/// scheme's default; None (the client then sets it) when the authority
+/// carries user information.
+fn host_value(uri: &Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    let text = match authority.port_u16() {
+        Some(p) if p != default_port => authority.as_str(),
+        _ => authority.host(),
+    };
+    HeaderValue::from_str(text).ok()
 }
 
 /// Cleans a mirror's response headers for the client: hop-by-hop headers and
 /// those its `Connection` header names go, cookies go (they would be set for
 /// this site), and this hop is added to `Via`.
 pub(crate) fn clean_response(h: &mut HeaderMap) {
+    // Nearly always just `keep-alive` (already hop-by-hop): the list stays
+    // empty and allocates nothing.
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !is_hop_by_hop(n))
         .collect();
     for n in named {
         h.remove(n);
     }
-    for n in HOP_BY_HOP {
-        h.remove(n);
+    // One pass over the answer's few headers finds what must go; removing
+    // each of the ten names blindly cost ten hash lookups per request.
+    let mut doomed = [false; HOP_BY_HOP_COUNT];
+    let mut cookies = false;
+    for name in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == name) {
+            doomed[i] = true;
+        }
+        cookies |= name == header::SET_COOKIE;
     }
-    h.remove(header::SET_COOKIE);
+    for (name, _) in HOP_BY_HOP.iter().zip(doomed).filter(|(_, d)| *d) {
+        h.remove(name);
+    }
+    if cookies {
+        h.remove(header::SET_COOKIE);
+    }
     h.append(header::VIA, via());
 }
 
@@ -141,5 +229,76 @@ mod tests {
         assert_eq!(names, ["etag", "via"]);
         let via: Vec<_> = h.get_all(header::VIA).iter().collect();
         assert_eq!(via, ["1.1 cdn", "1.1 mirrorgate"]);
+    }
+
+    #[test]
+    fn client_address_is_written_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:192.0.2.255",
+        ] {
+            let v = ip_value(ip.parse().unwrap()).unwrap();
+            assert_eq!(v, ip);
+        }
+    }
+
+    #[test]
+    fn host_carries_the_port_unless_it_is_the_default() {
+        let host =
+            |u: &str| host_value(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            host("http://127.0.0.1:8080/pub/a").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://mirror.example:80/a").as_deref(),
+            Some("mirror.example")
+        );
+        assert_eq!(
+            host("https://mirror.example:443/a").as_deref(),
+            Some("mirror.example")
+        );
+        assert_eq!(
+            host("https://mirror.example:80/a").as_deref(),
+            Some("mirror.example:80")
+        );
+        assert_eq!(
+            host("http://[2001:db8::1]:81/a").as_deref(),
+            Some("[2001:db8::1]:81")
+        );
+        assert_eq!(
+            host("http://mirror.example/a").as_deref(),
+            Some("mirror.example")
+        );
+        // User information never goes into Host: the client builds it then.
+        assert_eq!(host("http://u:p@mirror.example/a"), None);
+        let req = request(
+            &Method::GET,
+            "http://m.example:81/x".parse().unwrap(),
+            &HeaderMap::new(),
+        );
+        assert_eq!(req.headers()[header::HOST], "m.example:81");
+    }
+
+    #[test]
+    fn only_cookies_and_hop_by_hop_headers_leave_an_answer() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("a=b"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("c=d"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(
+            header::LAST_MODIFIED,
+            HeaderValue::from_static("Mon, 01 Jan 2024 00:00:00 GMT"),
+        );
+        clean_response(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-length", "last-modified", "via"]);
     }
 }

@@ -6,8 +6,9 @@
 //! alternatives) to [`Proxy::forward`]. The parts, one per file:
 //!
 //! - `mode.rs`: redirect or proxy, for one request.
-//! - `client.rs`: the pooled hyper client (HTTP/1.1 keep-alive, HTTPS through
-//!   rustls with HTTP/2 where offered) and its error mapping.
+//! - `client.rs`: the pooled upstream clients (HTTP/1.1 keep-alive, HTTPS
+//!   through rustls with HTTP/2 where offered) and their error mapping;
+//!   `pool.rs`: the connection pool for plain-http mirrors.
 //! - `headers.rs`: what is forwarded to mirrors and back (hop-by-hop headers
 //!   removed, `Via` and `X-Forwarded-For` added).
 //! - `failover.rs`: the request tried on mirror after mirror until one answers
@@ -27,6 +28,7 @@ mod failover;
 mod headers;
 mod mode;
 mod passive;
+mod pool;
 mod resume;
 
 use crate::tls::TlsRoots;

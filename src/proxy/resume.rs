@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use hyper::body::Incoming;
 
 use super::failover::{attempt, Job};
+use super::pool::UpstreamBody;
 use super::UpstreamError;
 use crate::metrics::FailoverPhase;
 
@@ -103,7 +103,7 @@ pub(crate) async fn resume(
     offset: u64,
     from: usize,
     tries: usize,
-) -> Result<(usize, Incoming), UpstreamError> {
+) -> Result<(usize, UpstreamBody), UpstreamError> {
     let deadline = Instant::now() + job.settings.max_total_time;
     let mut h = job.headers.clone();
     for name in [

@@ -620,6 +620,11 @@ impl BigMirror {
         self.state.produced.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
     /// Requests for the file (path under `/pub/`), with their Range headers.
     pub fn file_hits(&self) -> Vec<Option<String>> {
         self.state
