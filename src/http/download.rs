@@ -444,7 +444,7 @@ fn to_fallback(
 }
 
 fn add_digest(resp: &mut Resp, info: Option<&FileInfo>) {
-    for (name, value) in files::digest_headers(info) {
+    for (name, value) in files::digest_headers(info).into_iter().flatten() {
         resp.headers_mut().insert(name, value);
     }
 }

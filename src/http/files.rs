@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
 use super::path::CleanPath;
@@ -178,37 +179,38 @@ pub(crate) fn check_requests(
         .collect()
 }
 
+const DIGEST: HeaderName = HeaderName::from_static("digest");
+const REPR_DIGEST: HeaderName = HeaderName::from_static("repr-digest");
+
 /// `Digest` (RFC 3230) and `Repr-Digest` (RFC 9530) headers for a known hash.
 ///
-/// Built on every redirect, so built in fixed buffers on the stack: the only
-/// allocations are the two header values and the vector.
-pub(crate) fn digest_headers(info: Option<&FileInfo>) -> Vec<(HeaderName, HeaderValue)> {
-    let Some(hash) = info.and_then(|i| i.sha256) else {
-        return Vec::new();
-    };
-    // Base64 of 32 bytes is always 44 characters, padding included.
-    let mut b64 = [0u8; 44];
+/// Built on every redirect: both values are written on the stack and copied
+/// into one shared buffer, the only allocation; the names are constants.
+pub(crate) fn digest_headers(info: Option<&FileInfo>) -> Option<[(HeaderName, HeaderValue); 2]> {
+    let hash = info?.sha256?;
+    // "sha-256=" + base64 (44 characters for 32 bytes), then "sha-256=:" + base64 + ":".
+    let mut buf = [0u8; 52 + 54];
+    buf[..8].copy_from_slice(b"sha-256=");
     if !matches!(
-        base64::engine::general_purpose::STANDARD.encode_slice(hash, &mut b64),
+        base64::engine::general_purpose::STANDARD.encode_slice(hash, &mut buf[8..52]),
         Ok(44)
     ) {
-        return Vec::new();
+        return None;
     }
-    let mut digest = [0u8; 8 + 44];
-    digest[..8].copy_from_slice(b"sha-256=");
-    digest[8..].copy_from_slice(&b64);
-    let mut repr = [0u8; 9 + 44 + 1];
-    repr[..9].copy_from_slice(b"sha-256=:");
-    repr[9..53].copy_from_slice(&b64);
-    repr[53] = b':';
-    let mut out = Vec::with_capacity(2);
-    if let Ok(v) = HeaderValue::from_bytes(&digest) {
-        out.push((HeaderName::from_static("digest"), v));
-    }
-    if let Ok(v) = HeaderValue::from_bytes(&repr) {
-        out.push((HeaderName::from_static("repr-digest"), v));
-    }
-    out
+    buf[52..61].copy_from_slice(b"sha-256=:");
+    buf.copy_within(8..52, 61);
+    buf[105] = b':';
+    let values = Bytes::copy_from_slice(&buf);
+    Some([
+        (
+            DIGEST,
+            HeaderValue::from_maybe_shared(values.slice(..52)).ok()?,
+        ),
+        (
+            REPR_DIGEST,
+            HeaderValue::from_maybe_shared(values.slice(52..)).ok()?,
+        ),
+    ])
 }
 
 /// The `?sha256` answer: one line in the format `sha256sum -c` reads.
@@ -280,8 +282,7 @@ mod tests {
                 sha256: Some(hash),
             };
             let b64 = base64::engine::general_purpose::STANDARD.encode(hash);
-            let got = digest_headers(Some(&info));
-            assert_eq!(got.len(), 2);
+            let got = digest_headers(Some(&info)).unwrap();
             assert_eq!(got[0].0, "digest");
             assert_eq!(got[0].1, format!("sha-256={b64}").as_str());
             assert_eq!(got[1].0, "repr-digest");
@@ -292,7 +293,7 @@ mod tests {
             mtime: 0,
             sha256: None,
         };
-        assert!(digest_headers(Some(&unhashed)).is_empty());
-        assert!(digest_headers(None).is_empty());
+        assert!(digest_headers(Some(&unhashed)).is_none());
+        assert!(digest_headers(None).is_none());
     }
 }

@@ -144,7 +144,10 @@ impl Proxy {
             path: req.path,
             method: req.method,
             headers: req.headers,
-            digest: crate::http::files::digest_headers(req.info.as_ref()),
+            digest: crate::http::files::digest_headers(req.info.as_ref())
+                .into_iter()
+                .flatten()
+                .collect(),
         });
         Box::pin(failover::run(job, start))
     }
