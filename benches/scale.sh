@@ -139,6 +139,10 @@ wait_for with-index 60 origin_files
 # status_kib PID FIELD: VmRSS or VmHWM of a process, in KiB.
 status_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.0f", k / 1024}'; }
+# The steady figure: the allocator returns a load's transient memory when the
+# blocking thread that did the load exits, one idle second after it (see
+# src/main.rs); the transient peak is VmHWM, reported beside it.
+sleep 3
 declare -A RSS HWM
 for name in without-index with-index; do
     RSS[$name]=$(status_kib "${PID[$name]}" VmRSS)
@@ -290,7 +294,7 @@ echo
 echo "  ratio with/without index, requests/s:   $RATIO of the medians; $PAIRED the median of the rounds' ratios ($ROUND_RATIOS)"
 echo "  ratio of CPU per request, without/with:  $CPU_RATIO ($CPU_COST us per request with the index)"
 echo "                                           (target for both: >= $TARGET_RATIO)"
-echo "  resident, index loaded (before load):    with index VmRSS $(mib "${RSS[with-index]}") MiB ($RSS_MB MB)," \
+echo "  resident, index loaded (settled, before load): with index VmRSS $(mib "${RSS[with-index]}") MiB ($RSS_MB MB)," \
     "VmHWM $(mib "${HWM[with-index]}") MiB; without index VmRSS $(mib "${RSS[without-index]}") MiB," \
     "VmHWM $(mib "${HWM[without-index]}") MiB"
 echo "  resident after the rounds, with index:   VmRSS $(mib "$RSS_AFTER") MiB, VmHWM $(mib "$HWM_AFTER") MiB"
