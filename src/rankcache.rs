@@ -159,7 +159,6 @@ fn lock(shard: &Shard) -> std::sync::MutexGuard<'_, HashMap<Key, Ranked>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MirrorConfig;
     use crate::geo::Coords;
     use crate::health::HealthState;
     use crate::registry::Mirror;
@@ -167,26 +166,18 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
-    use crate::select::tests::C;
+    use crate::select::tests::{located_mirror, C};
 
     fn mirror(i: usize, lat: f64, lon: f64, weight: u32, https: bool) -> Mirror {
-        let scheme = if https { "https" } else { "http" };
-        let mc = MirrorConfig {
-            name: format!("m{i}"),
-            url: format!("{scheme}://m{i}.example.org/pub/").parse().unwrap(),
-            country: Some(["DE", "US", "JP", "BR"][i % 4].parse().unwrap()),
-            continent: None,
-            coords: Some(Coords { lat, lon }),
-            // Every third mirror in the client's AS, to exercise that factor too.
-            asn: if i % 3 == 0 { vec![64500] } else { vec![] },
+        located_mirror(
+            &format!("m{i}"),
+            if https { "https" } else { "http" },
+            ["DE", "US", "JP", "BR"][i % 4],
+            (lat, lon),
             weight,
-            enabled: true,
-            probe_path: None,
-            countries_only: vec![],
-            exclude_countries: vec![],
-            continents_only: vec![],
-        };
-        Mirror::from_config(&mc, "").unwrap()
+            // Every third mirror in the client's AS, to exercise that factor too.
+            if i % 3 == 0 { vec![64500] } else { vec![] },
+        )
     }
 
     fn client(lat: f64, lon: f64, https: bool) -> Client {

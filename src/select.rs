@@ -529,13 +529,28 @@ pub(crate) mod tests {
     }
 
     fn mirror(name: &str, cc: &str, lat: f64, lon: f64, weight: u32) -> Mirror {
+        located_mirror(name, "https", cc, (lat, lon), weight, vec![])
+    }
+
+    /// A mirror at `https://NAME.example.org/pub/` (or `http`), placed and
+    /// weighted, in these ASes (also used by the rank cache's tests).
+    pub(crate) fn located_mirror(
+        name: &str,
+        scheme: &str,
+        cc: &str,
+        (lat, lon): (f64, f64),
+        weight: u32,
+        asn: Vec<u32>,
+    ) -> Mirror {
         let mc = MirrorConfig {
             name: name.into(),
-            url: format!("https://{name}.example.org/pub/").parse().unwrap(),
+            url: format!("{scheme}://{name}.example.org/pub/")
+                .parse()
+                .unwrap(),
             country: Some(cc.parse().unwrap()),
             continent: None,
             coords: Some(Coords { lat, lon }),
-            asn: vec![],
+            asn,
             weight,
             enabled: true,
             probe_path: None,
