@@ -14,7 +14,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use http::{HeaderMap, HeaderName};
+use http::header::GetAll;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::select::Scheme;
@@ -123,11 +124,7 @@ fn header_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Vec<&'
 /// The comma-separated items of every line of a header, in order (several
 /// lines are one list, RFC 9110 section 5.3); `None` when a line is not ASCII.
 /// Borrowed, not collected: this runs on every request behind a proxy.
-fn list_items<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-) -> Option<impl DoubleEndedIterator<Item = &'a str>> {
-    let lines = headers.get_all(name);
+fn list_items(lines: GetAll<'_, HeaderValue>) -> Option<impl DoubleEndedIterator<Item = &str>> {
     if lines.iter().any(|v| v.to_str().is_err()) {
         return None;
     }
@@ -144,31 +141,16 @@ fn from_xff(
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
-    let mut lines = headers.get_all(&X_FORWARDED_FOR).iter();
-    let Some(first) = lines.next() else {
+    let hops = headers.get_all(&X_FORWARDED_FOR);
+    if hops.iter().next().is_none() {
         return Some(ClientAddr { ip: peer, scheme });
-    };
-    let ip = match lines.next() {
-        // One line, as nearly always: walked in place.
-        None => walk(first.to_str().ok()?.split(','), trusted, parse_xff_hop)?,
-        Some(_) => walk(
-            list_items(headers, &X_FORWARDED_FOR)?,
-            trusted,
-            parse_xff_hop,
-        )?,
-    };
+    }
+    let ip = walk(list_items(hops)?, trusted, parse_xff_hop)?;
     // The nearest proxy's word on the scheme: the last value of X-Forwarded-Proto.
-    let proto = headers.get_all(&X_FORWARDED_PROTO);
-    let proto = if proto.iter().all(|v| v.to_str().is_ok()) {
-        proto
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok()?.split(',').next_back())
-            .map(str::trim)
-            .and_then(parse_proto)
-    } else {
-        None
-    };
+    let proto = list_items(headers.get_all(&X_FORWARDED_PROTO))
+        .and_then(|mut items| items.next_back())
+        .map(str::trim)
+        .and_then(parse_proto);
     Some(ClientAddr {
         ip,
         scheme: proto.unwrap_or(scheme),
