@@ -113,38 +113,39 @@ impl RankCache {
         rng: &mut R,
         for_file: impl Fn(usize) -> Reason,
     ) -> Option<Ranking> {
-        let Some(key) = Key::of(client).filter(|_| self.per_shard > 0) else {
-            return select::select_for(mirrors, client, cfg, rng, for_file);
-        };
+        match self.by_place(mirrors, client, cfg, rng, &for_file) {
+            Some(answer) => answer,
+            // No place, or its kept entries do not settle this request.
+            None => select::select_for(mirrors, client, cfg, rng, for_file),
+        }
+    }
+
+    /// The answer from the place's ranking, ranking the place first if it is
+    /// new; `None` when the client has no place or the ranking does not settle it.
+    fn by_place<C: Candidate, R: Rng + ?Sized>(
+        &self,
+        mirrors: &[C],
+        client: &Client,
+        cfg: &SelectionConfig,
+        rng: &mut R,
+        for_file: &impl Fn(usize) -> Reason,
+    ) -> Option<Option<Ranking>> {
+        let key = Key::of(client).filter(|_| self.per_shard > 0)?;
         let hash = self.hasher.hash_one(key);
         // The high bits pick the shard; the map inside uses the whole hash anyway.
         let shard = &self.shards[(hash >> 60) as usize % SHARDS];
-        {
-            let map = lock(shard);
-            if let Some(ranked) = map.get(&key) {
-                if let Some(answer) = select::select_ranked(mirrors, ranked, cfg, rng, &for_file) {
-                    return answer;
-                }
-                // The kept entries do not settle this request: rank in full below.
-                drop(map);
-                return select::select_for(mirrors, client, cfg, rng, for_file);
-            }
+        if let Some(ranked) = lock(shard).get(&key) {
+            return select::select_ranked(mirrors, ranked, cfg, rng, for_file);
         }
         // Ranked outside the lock: other places of this shard need not wait.
-        let Some(ranked) = select::ranked(mirrors, client, cfg) else {
-            return select::select_for(mirrors, client, cfg, rng, for_file);
-        };
-        let answer = select::select_ranked(mirrors, &ranked, cfg, rng, &for_file);
+        let ranked = select::ranked(mirrors, client, cfg)?;
+        let answer = select::select_ranked(mirrors, &ranked, cfg, rng, for_file);
         let mut map = lock(shard);
         if map.len() >= self.per_shard {
             map.clear();
         }
         map.insert(key, ranked);
-        drop(map);
-        match answer {
-            Some(answer) => answer,
-            None => select::select_for(mirrors, client, cfg, rng, for_file),
-        }
+        answer
     }
 }
 
