@@ -252,6 +252,11 @@ pub struct HealthConfig {
     pub path: String,
 }
 
+/// The most `Link: rel=duplicate` lines a redirect may carry
+/// (`selection.link_mirrors`): each is a header on every redirect, and past
+/// this many they only cost bytes.
+pub const MAX_LINK_MIRRORS: usize = 16;
+
 /// How "close to the best" is measured and how far the ranking spreads.
 #[derive(Debug, Clone)]
 pub struct SelectionConfig {

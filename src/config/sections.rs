@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::duration::format_duration;
 use super::file::{RawAdmin, RawHealth, RawLimits, RawSelection};
 use super::validate::Checker;
+use super::MAX_LINK_MIRRORS;
 use super::{AdminConfig, HealthConfig, LimitsConfig, SelectionConfig};
 
 pub(super) fn health(c: &mut Checker<'_>, raw: RawHealth) -> HealthConfig {
@@ -98,14 +99,13 @@ fn non_negative(c: &mut Checker<'_>, place: &str, v: Option<f64>, default: f64) 
 
 pub(super) fn selection(c: &mut Checker<'_>, raw: RawSelection) -> SelectionConfig {
     let d = SelectionConfig::default();
-    let link_mirrors = match raw.link_mirrors {
+    let link_mirrors = match raw.link_mirrors.map(|n| (n, usize::try_from(n))) {
         None => d.link_mirrors,
-        Some(n @ 0..=16) => usize::try_from(n).unwrap_or(d.link_mirrors),
-        // Each one is a header on every redirect; past 16 they only cost bytes.
-        Some(n) => {
+        Some((_, Ok(n))) if n <= MAX_LINK_MIRRORS => n,
+        Some((n, _)) => {
             c.err(
                 "selection.link_mirrors",
-                format!("{n} is out of range 0..=16"),
+                format!("{n} is out of range 0..={MAX_LINK_MIRRORS}"),
             );
             d.link_mirrors
         }

@@ -26,7 +26,7 @@ use super::body::ResponseBody;
 use super::client_ip::{client_addr, TrustedProxies};
 use super::files::{self, Target};
 use super::path::CleanPath;
-use crate::config::{Config, SelectionConfig};
+use crate::config::{Config, SelectionConfig, MAX_LINK_MIRRORS};
 use crate::content::{Checker, FileInfo};
 use crate::formats::{self, Wanted};
 use crate::metrics::{Metrics, Outcome};
@@ -498,8 +498,8 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
     let chosen = &snap.mirrors[order[0]];
     chosen.counters.redirects.inc();
     let encoded = path.encoded().as_bytes();
-    // The alternatives named; the config bounds them far below this.
-    let alternatives = &order[1..order.len().min(1 + MAX_LINKS)];
+    // The alternatives named: a redirect's order holds at most link_mirrors.
+    let alternatives = &order[1..order.len().min(1 + MAX_LINK_MIRRORS)];
     // Every header value is written into one buffer, then handed out as
     // slices of it: one allocation per redirect, not one per header.
     let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
@@ -512,7 +512,7 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
         + 64;
     let mut buf = Vec::with_capacity(capacity);
     // ends[k]: where value k stops (0: Location, then the links, then describedby).
-    let mut ends = [0usize; MAX_LINKS + 2];
+    let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
     buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
     buf.extend_from_slice(encoded);
     ends[0] = buf.len();
@@ -542,10 +542,6 @@ fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Res
     }
     resp
 }
-
-/// At most this many `Link: rel=duplicate` lines (`selection.link_mirrors`
-/// and `proxy.max_attempts` are both validated to at most 16).
-const MAX_LINKS: usize = 16;
 
 /// `n` in decimal, without the formatting machinery (a few per redirect).
 fn push_decimal(buf: &mut Vec<u8>, n: usize) {
