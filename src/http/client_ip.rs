@@ -14,10 +14,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use http::header::GetAll;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderName;
 use ipnet::IpNet;
 
+use super::head::{text, Headers};
 use crate::select::Scheme;
 
 /// Which header trusted proxies set.
@@ -71,7 +71,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// Finds the client of a request that arrived from `peer` over `listener_scheme`.
 pub fn client_addr(
     peer: IpAddr,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     trusted: &TrustedProxies<'_>,
     header: ForwardedHeader,
     listener_scheme: Scheme,
@@ -112,11 +112,11 @@ fn walk<'a>(
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-fn header_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Vec<&'a str>> {
+fn header_values<'a>(headers: &'a impl Headers, name: &'a HeaderName) -> Option<Vec<&'a str>> {
     let mut out = Vec::new();
-    for v in headers.get_all(name) {
+    for v in headers.lines(name) {
         // A non-ASCII header value is malformed: fall back to the peer.
-        out.push(v.to_str().ok()?);
+        out.push(text(v)?);
     }
     Some(out)
 }
@@ -124,30 +124,36 @@ fn header_values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Vec<&'
 /// The comma-separated items of every line of a header, in order (several
 /// lines are one list, RFC 9110 section 5.3); `None` when a line is not ASCII.
 /// Borrowed, not collected: this runs on every request behind a proxy.
-fn list_items(lines: GetAll<'_, HeaderValue>) -> Option<impl DoubleEndedIterator<Item = &str>> {
-    if lines.iter().any(|v| v.to_str().is_err()) {
+fn list_items<'a>(
+    headers: &'a impl Headers,
+    name: &'a HeaderName,
+) -> Option<impl DoubleEndedIterator<Item = &'a str>> {
+    if headers.lines(name).any(|v| text(v).is_none()) {
         return None;
     }
     Some(
-        lines
-            .into_iter()
-            .flat_map(|v| v.to_str().unwrap_or_default().split(',')),
+        headers
+            .lines(name)
+            .flat_map(|v| text(v).unwrap_or_default().split(',')),
     )
 }
 
 fn from_xff(
     peer: IpAddr,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
-    let hops = headers.get_all(&X_FORWARDED_FOR);
-    if hops.iter().next().is_none() {
+    if !headers.contains(&X_FORWARDED_FOR) {
         return Some(ClientAddr { ip: peer, scheme });
     }
-    let ip = walk(list_items(hops)?, trusted, parse_xff_hop)?;
+    let ip = walk(
+        list_items(headers, &X_FORWARDED_FOR)?,
+        trusted,
+        parse_xff_hop,
+    )?;
     // The nearest proxy's word on the scheme: the last value of X-Forwarded-Proto.
-    let proto = list_items(headers.get_all(&X_FORWARDED_PROTO))
+    let proto = list_items(headers, &X_FORWARDED_PROTO)
         .and_then(|mut items| items.next_back())
         .map(str::trim)
         .and_then(parse_proto);
@@ -274,7 +280,7 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 
 fn from_forwarded(
     peer: IpAddr,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
@@ -355,7 +361,7 @@ mod tests {
         }
     }
 
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     fn trusted() -> TrustedProxies<'static> {

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
@@ -25,8 +25,10 @@ use super::answers;
 use super::body::ResponseBody;
 use super::client_ip::{client_addr, TrustedProxies};
 use super::files::{self, Target};
+use super::head::{Headers, RequestHead};
 use super::path::CleanPath;
-use crate::config::{Config, SelectionConfig, MAX_LINK_MIRRORS};
+use super::redirect::Redirect;
+use crate::config::{Config, SelectionConfig};
 use crate::content::{Checker, FileInfo};
 use crate::formats::{self, Wanted};
 use crate::metrics::{Metrics, Outcome};
@@ -36,6 +38,58 @@ use crate::state::{Snapshot, State};
 
 /// A response of the public listener.
 pub type Resp = Response<ResponseBody>;
+
+/// A finished answer: a redirect (kept as its values, so that the direct
+/// path can write it without a header map) or any other response.
+pub enum Answer {
+    Redirect(Redirect),
+    Response(Resp),
+}
+
+impl From<Resp> for Answer {
+    fn from(r: Resp) -> Self {
+        Answer::Response(r)
+    }
+}
+
+impl Answer {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Answer::Redirect(r) => r.status(),
+            Answer::Response(r) => r.status(),
+        }
+    }
+
+    fn location(&self) -> Option<&str> {
+        match self {
+            Answer::Redirect(r) => std::str::from_utf8(r.location()).ok(),
+            Answer::Response(r) => r
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+        }
+    }
+
+    pub fn into_response(self) -> Resp {
+        match self {
+            Answer::Redirect(r) => r.into_response(),
+            Answer::Response(r) => r,
+        }
+    }
+}
+
+/// How the direct HTTP/1.1 path (`conn.rs`) gets its answer.
+// Returned once per request and taken apart at once: boxing the common
+// variant would cost an allocation per redirect for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Direct {
+    /// Answered at once.
+    Now(Answer),
+    /// Answered after on-demand checks.
+    Later(Pin<Box<dyn Future<Output = Answer> + Send>>),
+    /// To be answered by the general path (hyper): a proxied request.
+    General,
+}
 
 /// Answers public requests from the current snapshot.
 #[derive(Clone)]
@@ -83,10 +137,13 @@ struct Pending {
     start: Instant,
 }
 
-/// An answer that needs waiting for.
+/// An answer that needs waiting for, or another path.
 enum Later {
     Checks(Box<Pending>),
     Proxy(ProxyFuture),
+    /// The request is to be proxied but its parser cannot hand it to the
+    /// proxy (see `RequestHead::proxy_request`); nothing was counted yet.
+    General,
 }
 
 /// What the access log says of a request; taken only when that log is on.
@@ -114,47 +171,67 @@ impl PublicHandler {
         }
     }
 
-    /// Handles one request from `peer`.
+    /// Handles one request from `peer`, parsed by hyper.
     pub fn handle<B>(&self, peer: SocketAddr, req: &Request<B>) -> HandleFuture {
         let start = Instant::now();
-        // The access log: off unless `RUST_LOG=mirrorgate::access=debug`; then
-        // one line per request, written by the tracing subscriber, not here.
-        let access =
-            tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG).then(|| {
-                Access {
-                    peer,
-                    forwarded_for: req
-                        .headers()
-                        .get("x-forwarded-for")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
-                    method: req.method().clone(),
-                    path: req.uri().path().to_string(),
-                }
-            });
+        let access = access(peer, req);
         let snap = self.state.load();
         match self.answer(&snap, peer, req, start) {
-            Ok((outcome, resp)) => HandleFuture(Inner::Ready(Some(
-                self.finish(start, outcome, resp, access),
+            Ok((outcome, answer)) => HandleFuture(Inner::Ready(Some(
+                self.finish(start, outcome, answer, access).into_response(),
             ))),
             Err(Later::Checks(pending)) => {
                 let this = self.clone();
                 HandleFuture(Inner::Later(Box::pin(async move {
-                    let (outcome, resp) = this.after_checks(pending).await;
-                    this.finish(start, outcome, resp, access)
+                    let (outcome, answer) = this.after_checks(pending).await;
+                    this.finish(start, outcome, answer, access).into_response()
                 })))
             }
             Err(Later::Proxy(proxied)) => {
                 let this = self.clone();
                 HandleFuture(Inner::Later(Box::pin(async move {
                     let (outcome, resp) = proxied.await;
-                    this.finish(start, outcome, resp, access)
+                    this.finish(start, outcome, resp.into(), access)
+                        .into_response()
                 })))
             }
+            // hyper's requests can always be proxied: not reached.
+            Err(Later::General) => HandleFuture(Inner::Ready(Some(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            )))),
         }
     }
 
-    fn finish(&self, start: Instant, outcome: Outcome, resp: Resp, access: Option<Access>) -> Resp {
+    /// Handles one request from `peer` parsed by the direct HTTP/1.1 path.
+    pub fn handle_direct(&self, peer: SocketAddr, req: &impl RequestHead) -> Direct {
+        let start = Instant::now();
+        let snap = self.state.load();
+        match self.answer(&snap, peer, req, start) {
+            Ok((outcome, answer)) => {
+                Direct::Now(self.finish(start, outcome, answer, access(peer, req)))
+            }
+            Err(Later::Checks(pending)) => {
+                let this = self.clone();
+                let access = access(peer, req);
+                Direct::Later(Box::pin(async move {
+                    let (outcome, answer) = this.after_checks(pending).await;
+                    this.finish(start, outcome, answer, access)
+                }))
+            }
+            // Only a request that can be proxied gets a proxy future; for
+            // the others the proxied case is `General`.
+            Err(Later::Proxy(_) | Later::General) => Direct::General,
+        }
+    }
+
+    fn finish(
+        &self,
+        start: Instant,
+        outcome: Outcome,
+        answer: Answer,
+        access: Option<Access>,
+    ) -> Answer {
         self.metrics.request(outcome);
         self.metrics
             .request_duration
@@ -166,22 +243,22 @@ impl PublicHandler {
                 forwarded_for = a.forwarded_for,
                 method = %a.method,
                 path = a.path,
-                status = resp.status().as_u16(),
+                status = answer.status().as_u16(),
                 outcome = outcome.as_str(),
-                location = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()),
+                location = answer.location(),
             );
         }
-        resp
+        answer
     }
 
     /// Answers at once, or returns what must be checked or fetched first.
-    fn answer<B>(
+    fn answer(
         &self,
         snap: &Arc<Snapshot>,
         peer: SocketAddr,
-        req: &Request<B>,
+        req: &impl RequestHead,
         start: Instant,
-    ) -> Result<(Outcome, Resp), Later> {
+    ) -> Result<(Outcome, Answer), Later> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut resp = text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -189,30 +266,29 @@ impl PublicHandler {
             );
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Ok((Outcome::MethodNotAllowed, resp));
+            return Ok((Outcome::MethodNotAllowed, resp.into()));
         }
         let cfg = &snap.config;
-        let query = req.uri().query();
-        let accept = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let (wanted, raw_path) = formats::wanted(req.uri().path(), query, accept);
+        let query = req.query();
+        let accept = req.headers().text(&header::ACCEPT);
+        let (wanted, raw_path) = formats::wanted(req.path(), query, accept);
         let path = match CleanPath::parse(raw_path, cfg.limits.max_path_bytes) {
             Ok(p) => p,
             Err(e) => {
                 return Ok((
                     Outcome::BadRequest,
-                    text(StatusCode::BAD_REQUEST, &e.to_string()),
+                    text(StatusCode::BAD_REQUEST, &e.to_string()).into(),
                 ))
             }
         };
         if path.is_root() && query.is_some_and(|q| q.split('&').any(|k| k == "mirrorstats")) {
-            return Ok(answers::status(snap, query));
+            let (outcome, resp) = answers::status(snap, query);
+            return Ok((outcome, resp.into()));
         }
         let target = files::classify(snap, &path);
         if wanted == Wanted::Sha256 {
-            return Ok(sha256_answer(&target, &path));
+            let (outcome, resp) = sha256_answer(&target, &path);
+            return Ok((outcome, resp.into()));
         }
         let addr = client_addr(
             peer.ip(),
@@ -222,32 +298,26 @@ impl PublicHandler {
             self.scheme,
         );
         if wanted != Wanted::Redirect {
-            return Ok(answers::answer(
-                wanted,
-                snap,
-                &self.checker,
-                addr.ip,
-                addr.scheme,
-                &path,
-            ));
+            let (outcome, resp) =
+                answers::answer(wanted, snap, &self.checker, addr.ip, addr.scheme, &path);
+            return Ok((outcome, resp.into()));
         }
+        // Redirect or proxy: decided before ranking, because a proxied
+        // request needs enough alternatives to fail over to; and before
+        // anything is counted, because `Later::General` answers it again.
+        let proxied = match &target {
+            Target::Any => proxy_request(cfg, req, addr.ip, &path, None)?,
+            Target::File(info) => proxy_request(cfg, req, addr.ip, &path, Some(info))?,
+            _ => None,
+        };
         let (location, lookup) = snap.geo.lookup(addr.ip);
         self.metrics.geoip(lookup);
         let client = Client {
             location,
             scheme: addr.scheme,
         };
-        // Redirect or proxy: decided before ranking, because a proxied
-        // request needs enough alternatives to fail over to.
-        let proxy_req = |info: Option<&FileInfo>| {
-            let size = info.map(|i| i.size);
-            proxy::wants_proxy(cfg, path.as_str(), size, req.headers(), req.uri().query()).then(
-                || ProxyRequest::new(req.method(), req.headers(), addr.ip, path.encoded(), info),
-            )
-        };
         let info = match target {
             Target::Any => {
-                let proxied = proxy_req(None);
                 let selection = selection_for(cfg, proxied.is_some());
                 let ranking = snap.rank_cache.select_for(
                     &snap.mirrors,
@@ -263,7 +333,7 @@ impl PublicHandler {
             Target::NotFound => {
                 return Ok((
                     Outcome::NotFound,
-                    text(StatusCode::NOT_FOUND, "no such file on this site"),
+                    text(StatusCode::NOT_FOUND, "no such file on this site").into(),
                 ))
             }
             Target::Directory => {
@@ -272,7 +342,8 @@ impl PublicHandler {
                     text(
                         StatusCode::NOT_FOUND,
                         "this is a directory; ask for a file in it",
-                    ),
+                    )
+                    .into(),
                 ))
             }
             Target::Origin(info) => {
@@ -280,7 +351,6 @@ impl PublicHandler {
             }
             Target::File(info) => info,
         };
-        let proxied = proxy_req(Some(&info));
         let selection = selection_for(cfg, proxied.is_some());
         if snap.all_fresh_for(info.mtime) {
             // Every mirror synced after this file and none lags: no verdict
@@ -342,7 +412,7 @@ impl PublicHandler {
         info: Option<&FileInfo>,
         proxied: Option<ProxyRequest>,
         start: Instant,
-    ) -> Result<(Outcome, Resp), ProxyFuture> {
+    ) -> Result<(Outcome, Answer), ProxyFuture> {
         match (order, proxied) {
             (Some(order), Some(req)) => Err(self.proxy.forward(snap, &order, req, start)),
             (order, _) => Ok(respond(snap, order, path, info)),
@@ -350,7 +420,7 @@ impl PublicHandler {
     }
 
     /// Checks the pending mirrors (bounded in time), then answers from what is known.
-    async fn after_checks(&self, p: Box<Pending>) -> (Outcome, Resp) {
+    async fn after_checks(&self, p: Box<Pending>) -> (Outcome, Answer) {
         let (wait, parallel) = p
             .snap
             .config
@@ -381,7 +451,10 @@ impl PublicHandler {
         let order = ranking.map(|r| r.order);
         match self.deliver(snap, order, &p.path, Some(&p.info), p.proxy, p.start) {
             Ok(answer) => answer,
-            Err(proxied) => proxied.await,
+            Err(proxied) => {
+                let (outcome, resp) = proxied.await;
+                (outcome, resp.into())
+            }
         }
     }
 }
@@ -406,13 +479,12 @@ fn respond(
     order: Option<Vec<usize>>,
     path: &CleanPath,
     info: Option<&FileInfo>,
-) -> (Outcome, Resp) {
+) -> (Outcome, Answer) {
     match order {
-        Some(order) => {
-            let mut resp = redirect_to_mirror(snap, &order, path);
-            add_digest(&mut resp, info);
-            (Outcome::Redirect, resp)
-        }
+        Some(order) => match Redirect::to_mirror(snap, &order, path) {
+            Some(r) => (Outcome::Redirect, Answer::Redirect(r.with_digest(info))),
+            None => unrepresentable(),
+        },
         None => to_fallback(snap, path, info, Outcome::Fallback),
     }
 }
@@ -423,13 +495,14 @@ fn to_fallback(
     path: &CleanPath,
     info: Option<&FileInfo>,
     outcome: Outcome,
-) -> (Outcome, Resp) {
+) -> (Outcome, Answer) {
     match &snap.config.fallback {
         Some(base) => {
             let target = format!("{}{}", base.as_str(), path.encoded());
-            let mut resp = redirect(snap.config.redirect_status, Bytes::from(target));
-            add_digest(&mut resp, info);
-            (outcome, resp)
+            match Redirect::to(snap.config.redirect_status, target) {
+                Some(r) => (outcome, Answer::Redirect(r.with_digest(info))),
+                None => unrepresentable(),
+            }
         }
         None => {
             let mut resp = text(
@@ -438,15 +511,53 @@ fn to_fallback(
             );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-            (Outcome::NoMirror, resp)
+            (Outcome::NoMirror, resp.into())
         }
     }
 }
 
-fn add_digest(resp: &mut Resp, info: Option<&FileInfo>) {
-    for (name, value) in files::digest_headers(info).into_iter().flatten() {
-        resp.headers_mut().insert(name, value);
+/// A redirect target that cannot be a header value. Parsed URLs and encoded
+/// paths never make one; were one made, no mirror could be named: 503.
+fn unrepresentable() -> (Outcome, Answer) {
+    (
+        Outcome::NoMirror,
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no mirror can be named for this path: its address is not a valid header value",
+        )
+        .into(),
+    )
+}
+
+/// Whether the request is to be proxied, and what the proxy needs of it;
+/// `Later::General` when its parser cannot hand it to the proxy.
+fn proxy_request(
+    cfg: &Config,
+    req: &impl RequestHead,
+    client: std::net::IpAddr,
+    path: &CleanPath,
+    info: Option<&FileInfo>,
+) -> Result<Option<ProxyRequest>, Later> {
+    let size = info.map(|i| i.size);
+    if !proxy::wants_proxy(cfg, path.as_str(), size, req.headers(), req.query()) {
+        return Ok(None);
     }
+    req.proxy_request(client, path.encoded(), info)
+        .map(Some)
+        .ok_or(Later::General)
+}
+
+/// What the access log says of a request; taken only when that log is on
+/// (`RUST_LOG=mirrorgate::access=debug`: one line per request, written by
+/// the tracing subscriber, not here).
+fn access(peer: SocketAddr, req: &impl RequestHead) -> Option<Access> {
+    const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    tracing::enabled!(target: "mirrorgate::access", tracing::Level::DEBUG).then(|| Access {
+        peer,
+        forwarded_for: req.headers().text(&X_FORWARDED_FOR).map(str::to_string),
+        method: req.method().clone(),
+        path: req.path().to_string(),
+    })
 }
 
 /// `GET /path?sha256`: the hash in the format `sha256sum -c` reads.
@@ -492,90 +603,6 @@ fn sha256_answer(target: &Target, path: &CleanPath) -> (Outcome, Resp) {
             (Outcome::NoMirror, resp)
         }
     }
-}
-
-fn redirect_to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Resp {
-    let chosen = &snap.mirrors[order[0]];
-    chosen.counters.redirects.inc();
-    let encoded = path.encoded().as_bytes();
-    // The alternatives named: a redirect's order holds at most link_mirrors.
-    let alternatives = &order[1..order.len().min(1 + MAX_LINK_MIRRORS)];
-    // Every header value is written into one buffer, then handed out as
-    // slices of it: one allocation per redirect, not one per header.
-    let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
-    let capacity = url_len(order[0])
-        + alternatives
-            .iter()
-            .map(|&i| url_len(i) + snap.mirrors[i].link_geo.len() + 32)
-            .sum::<usize>()
-        + encoded.len()
-        + 64;
-    let mut buf = Vec::with_capacity(capacity);
-    // ends[k]: where value k stops (0: Location, then the links, then describedby).
-    let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
-    buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
-    buf.extend_from_slice(encoded);
-    ends[0] = buf.len();
-    // RFC 6249: one header line per alternative, because some clients (aria2c)
-    // read only the first link of a comma-joined header.
-    for (k, &i) in alternatives.iter().enumerate() {
-        let e = &snap.mirrors[i];
-        buf.push(b'<');
-        buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
-        buf.extend_from_slice(encoded);
-        buf.extend_from_slice(b">; rel=duplicate; pri=");
-        push_decimal(&mut buf, k + 1);
-        buf.extend_from_slice(e.link_geo.as_bytes());
-        ends[k + 1] = buf.len();
-    }
-    // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
-    formats::push_describedby_link(&mut buf, path.encoded());
-    ends[alternatives.len() + 1] = buf.len();
-    let buf = Bytes::from(buf);
-    let mut resp = redirect(snap.config.redirect_status, buf.slice(..ends[0]));
-    let headers = resp.headers_mut();
-    for w in ends[..alternatives.len() + 2].windows(2) {
-        // Built from parsed URLs and an encoded path: always a valid value.
-        if let Ok(v) = HeaderValue::from_maybe_shared(buf.slice(w[0]..w[1])) {
-            headers.append(header::LINK, v);
-        }
-    }
-    resp
-}
-
-/// `n` in decimal, without the formatting machinery (a few per redirect).
-fn push_decimal(buf: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&digits[at..]);
-}
-
-fn redirect(status: StatusCode, target: Bytes) -> Resp {
-    // No body: every client follows `Location`, and bytes on the wire are
-    // most of the cost of an answer this small.
-    let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
-    *resp.status_mut() = status;
-    // Sized once for Location, Cache-Control, digests and the Link lines.
-    *resp.headers_mut() = HeaderMap::with_capacity(8);
-    let h = resp.headers_mut();
-    // Every target is built from a parsed URL and an encoded path: always a valid header.
-    if let Ok(v) = HeaderValue::from_maybe_shared(target) {
-        h.insert(header::LOCATION, v);
-    }
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    resp
 }
 
 /// A one-line plain-text answer.

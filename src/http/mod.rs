@@ -8,7 +8,9 @@ mod body;
 pub mod client_ip;
 mod download;
 pub(crate) mod files;
+pub mod head;
 pub mod path;
+mod redirect;
 mod server;
 
 pub use body::ResponseBody;

@@ -7,9 +7,8 @@
 //! `redirect` mode nobody is proxied, whatever they ask: bandwidth is the
 //! operator's to give.
 
-use http::HeaderMap;
-
 use crate::config::{Config, DeliveryMode};
+use crate::http::head::Headers;
 
 /// True when this request gets the file itself rather than a redirect.
 /// `path` is decoded, without its leading slash; `size` is the file's size
@@ -18,7 +17,7 @@ pub fn wants_proxy(
     cfg: &Config,
     path: &str,
     size: Option<u64>,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     query: Option<&str>,
 ) -> bool {
     match cfg.mode_for(path) {
@@ -26,7 +25,7 @@ pub fn wants_proxy(
         DeliveryMode::Proxy => true,
         DeliveryMode::Auto => {
             size.is_some_and(|s| s < cfg.proxy.auto_threshold)
-                || headers.contains_key(&cfg.proxy.no_redirect_header)
+                || headers.contains(&cfg.proxy.no_redirect_header)
                 || query.is_some_and(|q| {
                     q.split('&')
                         .any(|k| k == "proxy" || k.starts_with("proxy="))
@@ -38,6 +37,7 @@ pub fn wants_proxy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
     use std::path::Path;
 
     fn cfg(extra: &str) -> Config {

@@ -1,0 +1,253 @@
+//! A redirect, built once and then either turned into hyper's response or
+//! written straight onto the wire by the direct HTTP/1.1 path (`conn.rs`).
+//!
+//! A redirect to a mirror is most of what the public listener answers, and
+//! its headers (`Location`, `Cache-Control`, one `Link` line per alternative,
+//! the digests) are most of its cost: so every value is written into one
+//! buffer, with no header map in between when the direct path writes it.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use super::body::ResponseBody;
+use super::files;
+use super::path::CleanPath;
+use super::Resp;
+use crate::config::MAX_LINK_MIRRORS;
+use crate::content::FileInfo;
+use crate::formats;
+use crate::state::Snapshot;
+
+const CACHE_CONTROL: &[u8] = b"private, no-store";
+
+/// A redirect: its status, `Location`, `Link` lines and digests.
+pub struct Redirect {
+    status: StatusCode,
+    /// `Location`, then each `Link` value, back to back.
+    buf: Bytes,
+    /// `ends[k]`: where value `k` stops; value 0 is `Location`.
+    ends: [usize; MAX_LINK_MIRRORS + 2],
+    /// How many values `buf` holds (1 + the `Link` lines).
+    values: usize,
+    digest: Option<[(HeaderName, HeaderValue); 2]>,
+}
+
+impl Redirect {
+    /// To `order[0]`, naming the next mirrors of `order` and the Metalink in
+    /// `Link` lines. `None` if a value could not be a header value, which
+    /// parsed URLs and an encoded path never give (checked, not assumed:
+    /// the direct path writes these bytes as they are).
+    pub fn to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Option<Redirect> {
+        let chosen = snap.mirrors.get(*order.first()?)?;
+        let encoded = path.encoded().as_bytes();
+        // The alternatives named: a redirect's order holds at most link_mirrors.
+        let alternatives = &order[1..order.len().min(1 + MAX_LINK_MIRRORS)];
+        let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
+        let capacity = url_len(order[0])
+            + alternatives
+                .iter()
+                .map(|&i| url_len(i) + snap.mirrors[i].link_geo.len() + 32)
+                .sum::<usize>()
+            + encoded.len()
+            + 64;
+        let mut buf = Vec::with_capacity(capacity);
+        let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
+        buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
+        buf.extend_from_slice(encoded);
+        ends[0] = buf.len();
+        // RFC 6249: one header line per alternative, because some clients
+        // (aria2c) read only the first link of a comma-joined header.
+        for (k, &i) in alternatives.iter().enumerate() {
+            let e = &snap.mirrors[i];
+            buf.push(b'<');
+            buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
+            buf.extend_from_slice(encoded);
+            buf.extend_from_slice(b">; rel=duplicate; pri=");
+            push_decimal(&mut buf, k + 1);
+            buf.extend_from_slice(e.link_geo.as_bytes());
+            ends[k + 1] = buf.len();
+        }
+        // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
+        formats::push_describedby_link(&mut buf, path.encoded());
+        ends[alternatives.len() + 1] = buf.len();
+        if !valid_values(&buf) {
+            return None;
+        }
+        chosen.counters.redirects.inc();
+        Some(Redirect {
+            status: snap.config.redirect_status,
+            buf: Bytes::from(buf),
+            ends,
+            values: alternatives.len() + 2,
+            digest: None,
+        })
+    }
+
+    /// To `target` alone (the fallback); `None` if it could not be a header value.
+    pub fn to(status: StatusCode, target: String) -> Option<Redirect> {
+        if !valid_values(target.as_bytes()) {
+            return None;
+        }
+        let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
+        ends[0] = target.len();
+        Some(Redirect {
+            status,
+            buf: Bytes::from(target),
+            ends,
+            values: 1,
+            digest: None,
+        })
+    }
+
+    /// Adds `Digest` and `Repr-Digest` when the file's hash is known.
+    pub fn with_digest(mut self, info: Option<&FileInfo>) -> Redirect {
+        self.digest = files::digest_headers(info);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn location(&self) -> &[u8] {
+        &self.buf[..self.ends[0]]
+    }
+
+    fn links(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        self.ends[..self.values].windows(2).map(|w| w[0]..w[1])
+    }
+
+    /// The response hyper writes.
+    pub fn into_response(self) -> Resp {
+        // No body: every client follows `Location`, and bytes on the wire are
+        // most of the cost of an answer this small.
+        let mut resp = Response::new(ResponseBody::Full(Full::new(Bytes::new())));
+        *resp.status_mut() = self.status;
+        // Sized once for Location, Cache-Control, digests and the Link lines.
+        let mut h = HeaderMap::with_capacity(8);
+        // Every value was checked when the redirect was built.
+        if let Ok(v) = HeaderValue::from_maybe_shared(self.buf.slice(..self.ends[0])) {
+            h.insert(header::LOCATION, v);
+        }
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        for r in self.links() {
+            if let Ok(v) = HeaderValue::from_maybe_shared(self.buf.slice(r)) {
+                h.append(header::LINK, v);
+            }
+        }
+        for (name, value) in self.digest.into_iter().flatten() {
+            h.insert(name, value);
+        }
+        *resp.headers_mut() = h;
+        resp
+    }
+
+    /// Writes the whole HTTP/1.1 response head, the bytes hyper would write
+    /// for [`Redirect::into_response`] (a test holds the two equal).
+    pub fn write_h1(&self, out: &mut Vec<u8>, tail: &Tail<'_>) {
+        out.reserve(self.buf.len() + 200);
+        status_line(out, self.status);
+        header_line(out, b"location", self.location());
+        header_line(out, b"cache-control", CACHE_CONTROL);
+        for r in self.links() {
+            header_line(out, b"link", &self.buf[r]);
+        }
+        for (name, value) in self.digest.iter().flatten() {
+            header_line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        end_head(out, Some(0), tail);
+    }
+}
+
+/// Every byte may stand in a header value, and none ends one (RFC 9110
+/// section 5.5: no CR, LF, NUL or other control but tab).
+fn valid_values(b: &[u8]) -> bool {
+    b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
+}
+
+/// `HTTP/1.1 302 Found\r\n`, as hyper writes it.
+pub fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What hyper adds after a response's own headers, in its order:
+/// `connection: close` when the connection ends here, `content-length`
+/// (left out when zero in the answer to `HEAD`, as hyper does), `date`,
+/// and the blank line.
+pub fn end_head(out: &mut Vec<u8>, content_length: Option<usize>, tail: &Tail<'_>) {
+    if tail.close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if let Some(n) = content_length.filter(|&n| n > 0 || !tail.head) {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, n);
+        out.extend_from_slice(b"\r\n");
+    }
+    header_line(out, b"date", tail.date);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the end of a response head depends on besides the response.
+pub struct Tail<'a> {
+    /// The value of the `date` header (hyper's format, cached per second).
+    pub date: &'a [u8],
+    /// The request was `HEAD`.
+    pub head: bool,
+    /// The connection closes after this response.
+    pub close: bool,
+}
+
+/// `n` in decimal, without the formatting machinery (a few per redirect).
+pub fn push_decimal(buf: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0usize, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut b = Vec::new();
+            push_decimal(&mut b, n);
+            assert_eq!(b, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_a_header_value_is_refused() {
+        assert!(Redirect::to(StatusCode::FOUND, "http://a/b\r\nx: y".into()).is_none());
+        assert!(Redirect::to(StatusCode::FOUND, "http://a/\0".into()).is_none());
+        let r = Redirect::to(StatusCode::FOUND, "http://a/b%20c".into()).unwrap();
+        assert_eq!(r.location(), b"http://a/b%20c");
+        assert_eq!(r.links().count(), 0);
+    }
+}
