@@ -499,7 +499,7 @@ fn to_fallback(
     match &snap.config.fallback {
         Some(base) => {
             let target = format!("{}{}", base.as_str(), path.encoded());
-            match Redirect::to(snap.config.redirect_status, target) {
+            match Redirect::to(snap.config.redirect_status, &target) {
                 Some(r) => (outcome, Answer::Redirect(r.with_digest(info))),
                 None => unrepresentable(),
             }

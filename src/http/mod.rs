@@ -6,6 +6,7 @@
 mod answers;
 mod body;
 pub mod client_ip;
+mod conn;
 mod download;
 pub(crate) mod files;
 pub mod head;

@@ -20,85 +20,120 @@ use crate::content::FileInfo;
 use crate::formats;
 use crate::state::Snapshot;
 
-const CACHE_CONTROL: &[u8] = b"private, no-store";
-
 /// A redirect: its status, `Location`, `Link` lines and digests.
 pub struct Redirect {
     status: StatusCode,
-    /// `Location`, then each `Link` value, back to back.
-    buf: Bytes,
-    /// `ends[k]`: where value `k` stops; value 0 is `Location`.
-    ends: [usize; MAX_LINK_MIRRORS + 2],
-    /// How many values `buf` holds (1 + the `Link` lines).
-    values: usize,
+    /// The header lines after the status line, as HTTP/1.1 writes them:
+    /// `location`, `cache-control`, then one `link` line per value.
+    block: Bytes,
+    /// Where each value stands in `block`: 0 is `Location`, then the links.
+    values: [(u32, u32); MAX_LINK_MIRRORS + 2],
+    /// How many of `values` are set.
+    count: usize,
     digest: Option<[(HeaderName, HeaderValue); 2]>,
+}
+
+/// Builds the header block of a redirect.
+struct Block {
+    buf: Vec<u8>,
+    values: [(u32, u32); MAX_LINK_MIRRORS + 2],
+    count: usize,
+}
+
+impl Block {
+    fn new(capacity: usize) -> Block {
+        Block {
+            buf: Vec::with_capacity(capacity),
+            values: [(0, 0); MAX_LINK_MIRRORS + 2],
+            count: 0,
+        }
+    }
+
+    /// Starts a header line; the bytes pushed until `end_line` are its value.
+    fn start_line(&mut self, name_colon_space: &[u8]) {
+        self.buf.extend_from_slice(name_colon_space);
+        self.values[self.count].0 = self.buf.len() as u32;
+    }
+
+    fn end_line(&mut self) {
+        self.values[self.count].1 = self.buf.len() as u32;
+        self.count += 1;
+        self.buf.extend_from_slice(b"\r\n");
+    }
 }
 
 impl Redirect {
     /// To `order[0]`, naming the next mirrors of `order` and the Metalink in
-    /// `Link` lines. `None` if a value could not be a header value, which
-    /// parsed URLs and an encoded path never give (checked, not assumed:
-    /// the direct path writes these bytes as they are).
+    /// `Link` lines. `None` if the path could not stand in a header value,
+    /// which an encoded path never does (checked, not assumed: the direct
+    /// path writes these bytes as they are). Mirror URLs need no check: a
+    /// parsed URL never holds a control character or a space.
     pub fn to_mirror(snap: &Snapshot, order: &[usize], path: &CleanPath) -> Option<Redirect> {
         let chosen = snap.mirrors.get(*order.first()?)?;
         let encoded = path.encoded().as_bytes();
+        if !valid_value(encoded) {
+            return None;
+        }
         // The alternatives named: a redirect's order holds at most link_mirrors.
         let alternatives = &order[1..order.len().min(1 + MAX_LINK_MIRRORS)];
         let url_len = |i: usize| snap.mirrors[i].mirror.url.as_str().len() + encoded.len();
         let capacity = url_len(order[0])
             + alternatives
                 .iter()
-                .map(|&i| url_len(i) + snap.mirrors[i].link_geo.len() + 32)
+                .map(|&i| url_len(i) + snap.mirrors[i].link_geo.len() + 40)
                 .sum::<usize>()
             + encoded.len()
-            + 64;
-        let mut buf = Vec::with_capacity(capacity);
-        let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
-        buf.extend_from_slice(chosen.mirror.url.as_str().as_bytes());
-        buf.extend_from_slice(encoded);
-        ends[0] = buf.len();
+            + 160;
+        let mut b = Block::new(capacity);
+        b.start_line(b"location: ");
+        b.buf
+            .extend_from_slice(chosen.mirror.url.as_str().as_bytes());
+        b.buf.extend_from_slice(encoded);
+        b.end_line();
+        b.buf.extend_from_slice(CACHE_CONTROL_LINE);
         // RFC 6249: one header line per alternative, because some clients
         // (aria2c) read only the first link of a comma-joined header.
         for (k, &i) in alternatives.iter().enumerate() {
             let e = &snap.mirrors[i];
-            buf.push(b'<');
-            buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
-            buf.extend_from_slice(encoded);
-            buf.extend_from_slice(b">; rel=duplicate; pri=");
-            push_decimal(&mut buf, k + 1);
-            buf.extend_from_slice(e.link_geo.as_bytes());
-            ends[k + 1] = buf.len();
+            b.start_line(b"link: <");
+            // The value starts at the `<`.
+            b.values[b.count].0 -= 1;
+            b.buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
+            b.buf.extend_from_slice(encoded);
+            b.buf.extend_from_slice(b">; rel=duplicate; pri=");
+            push_decimal(&mut b.buf, k + 1);
+            b.buf.extend_from_slice(e.link_geo.as_bytes());
+            b.end_line();
         }
         // RFC 6249: the Metalink that lists every mirror, for clients that can use several.
-        formats::push_describedby_link(&mut buf, path.encoded());
-        ends[alternatives.len() + 1] = buf.len();
-        if !valid_values(&buf) {
-            return None;
-        }
+        b.start_line(b"link: ");
+        formats::push_describedby_link(&mut b.buf, path.encoded());
+        b.end_line();
         chosen.counters.redirects.inc();
-        Some(Redirect {
-            status: snap.config.redirect_status,
-            buf: Bytes::from(buf),
-            ends,
-            values: alternatives.len() + 2,
-            digest: None,
-        })
+        Some(Redirect::from_block(snap.config.redirect_status, b))
     }
 
     /// To `target` alone (the fallback); `None` if it could not be a header value.
-    pub fn to(status: StatusCode, target: String) -> Option<Redirect> {
-        if !valid_values(target.as_bytes()) {
+    pub fn to(status: StatusCode, target: &str) -> Option<Redirect> {
+        if !valid_value(target.as_bytes()) {
             return None;
         }
-        let mut ends = [0usize; MAX_LINK_MIRRORS + 2];
-        ends[0] = target.len();
-        Some(Redirect {
+        let mut b = Block::new(target.len() + 64);
+        b.start_line(b"location: ");
+        b.buf.extend_from_slice(target.as_bytes());
+        b.end_line();
+        b.buf.extend_from_slice(CACHE_CONTROL_LINE);
+        Some(Redirect::from_block(status, b))
+    }
+
+    fn from_block(status: StatusCode, b: Block) -> Redirect {
+        Redirect {
             status,
-            buf: Bytes::from(target),
-            ends,
-            values: 1,
+            block: Bytes::from(b.buf),
+            values: b.values,
+            count: b.count,
             digest: None,
-        })
+        }
     }
 
     /// Adds `Digest` and `Repr-Digest` when the file's hash is known.
@@ -112,11 +147,14 @@ impl Redirect {
     }
 
     pub fn location(&self) -> &[u8] {
-        &self.buf[..self.ends[0]]
+        let (a, b) = self.values[0];
+        &self.block[a as usize..b as usize]
     }
 
     fn links(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-        self.ends[..self.values].windows(2).map(|w| w[0]..w[1])
+        self.values[1..self.count]
+            .iter()
+            .map(|&(a, b)| a as usize..b as usize)
     }
 
     /// The response hyper writes.
@@ -127,8 +165,9 @@ impl Redirect {
         *resp.status_mut() = self.status;
         // Sized once for Location, Cache-Control, digests and the Link lines.
         let mut h = HeaderMap::with_capacity(8);
+        let (a, b) = self.values[0];
         // Every value was checked when the redirect was built.
-        if let Ok(v) = HeaderValue::from_maybe_shared(self.buf.slice(..self.ends[0])) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(self.block.slice(a as usize..b as usize)) {
             h.insert(header::LOCATION, v);
         }
         h.insert(
@@ -136,7 +175,7 @@ impl Redirect {
             HeaderValue::from_static("private, no-store"),
         );
         for r in self.links() {
-            if let Ok(v) = HeaderValue::from_maybe_shared(self.buf.slice(r)) {
+            if let Ok(v) = HeaderValue::from_maybe_shared(self.block.slice(r)) {
                 h.append(header::LINK, v);
             }
         }
@@ -150,13 +189,9 @@ impl Redirect {
     /// Writes the whole HTTP/1.1 response head, the bytes hyper would write
     /// for [`Redirect::into_response`] (a test holds the two equal).
     pub fn write_h1(&self, out: &mut Vec<u8>, tail: &Tail<'_>) {
-        out.reserve(self.buf.len() + 200);
+        out.reserve(self.block.len() + 200);
         status_line(out, self.status);
-        header_line(out, b"location", self.location());
-        header_line(out, b"cache-control", CACHE_CONTROL);
-        for r in self.links() {
-            header_line(out, b"link", &self.buf[r]);
-        }
+        out.extend_from_slice(&self.block);
         for (name, value) in self.digest.iter().flatten() {
             header_line(out, name.as_str().as_bytes(), value.as_bytes());
         }
@@ -164,9 +199,11 @@ impl Redirect {
     }
 }
 
+const CACHE_CONTROL_LINE: &[u8] = b"cache-control: private, no-store\r\n";
+
 /// Every byte may stand in a header value, and none ends one (RFC 9110
 /// section 5.5: no CR, LF, NUL or other control but tab).
-fn valid_values(b: &[u8]) -> bool {
+fn valid_value(b: &[u8]) -> bool {
     b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
 }
 
@@ -244,9 +281,9 @@ mod tests {
 
     #[test]
     fn a_target_that_cannot_be_a_header_value_is_refused() {
-        assert!(Redirect::to(StatusCode::FOUND, "http://a/b\r\nx: y".into()).is_none());
-        assert!(Redirect::to(StatusCode::FOUND, "http://a/\0".into()).is_none());
-        let r = Redirect::to(StatusCode::FOUND, "http://a/b%20c".into()).unwrap();
+        assert!(Redirect::to(StatusCode::FOUND, "http://a/b\r\nx: y").is_none());
+        assert!(Redirect::to(StatusCode::FOUND, "http://a/\0").is_none());
+        let r = Redirect::to(StatusCode::FOUND, "http://a/b%20c").unwrap();
         assert_eq!(r.location(), b"http://a/b%20c");
         assert_eq!(r.links().count(), 0);
     }

@@ -1,19 +1,25 @@
-//! The accept loop of the public listener: HTTP/1.1 with keep-alive, a
-//! connection limit, a header timeout, and graceful shutdown.
+//! The accept loop of the public listener: a connection limit, graceful
+//! shutdown, and each connection served by the direct HTTP/1.1 path
+//! (`conn.rs`), which hands to hyper (HTTP/1.1 with keep-alive, the same
+//! header timeout) whatever it does not answer itself.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::service::{service_fn, Service};
+use hyper::Request;
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
-use super::PublicHandler;
+use super::conn::{self, ConnSettings};
+use super::{PublicHandler, Resp};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -32,6 +38,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    // Tells connections of the direct path to stop; hyper's are told by `graceful`.
+    let (stop, stopped) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
@@ -39,6 +47,10 @@ pub async fn serve(
         .header_read_timeout(opts.header_timeout)
         .keep_alive(true)
         .max_buf_size(64 * 1024);
+    let settings = Arc::new(ConnSettings {
+        header_timeout: opts.header_timeout,
+        hyper: builder,
+    });
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -62,26 +74,38 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let h = handler.clone();
-        let svc = service_fn(move |req| {
-            let answer = h.handle(peer, &req);
-            async move { Ok::<_, Infallible>(answer.await) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
+        let conn = conn::serve_connection(
+            stream,
+            peer,
+            handler.clone(),
+            settings.clone(),
+            stopped.clone(),
+            // Held by the connection until it ends, whichever path serves it:
+            // graceful shutdown waits for every one.
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
-            // Client resets and timeouts are normal on a public listener.
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
+            conn.await;
             drop(permit);
         });
     }
     drop(listener);
+    let _ = stop.send(true);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(opts.shutdown_grace) => {
             tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the grace period; closing them");
         }
     }
+}
+
+/// The service hyper runs for a connection from `peer`.
+pub(super) fn service(
+    handler: PublicHandler,
+    peer: SocketAddr,
+) -> impl Service<Request<Incoming>, Response = Resp, Error = Infallible, Future: Send> + Send {
+    service_fn(move |req| {
+        let answer = handler.handle(peer, &req);
+        async move { Ok::<_, Infallible>(answer.await) }
+    })
 }

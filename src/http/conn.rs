@@ -1,0 +1,557 @@
+//! The direct HTTP/1.1 path of the public listener.
+//!
+//! Nearly every request a download redirector sees is a `GET` with a few
+//! headers, answered by a redirect of a few hundred bytes. Through hyper,
+//! building a header map for the request and another for the response was
+//! most of the cost of such an answer. So every connection starts here: each
+//! request head is parsed in place by `httparse` (hyper's own parser), the
+//! download handler reads it borrowed ([`super::head::RawHeaders`]), and the
+//! answer is written straight into the connection's output buffer, several
+//! at once when a client pipelines.
+//!
+//! Whatever this path does not handle hands the connection to hyper, for
+//! good, together with the bytes read so far, starting with the request at
+//! hand: a method other than `GET` and `HEAD`; a version other than
+//! HTTP/1.1; a target not in origin form or with a character outside
+//! RFC 3986's; a body or body framing (`Content-Length`,
+//! `Transfer-Encoding`), `Expect` or `Upgrade`; a head that does not parse,
+//! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes; and
+//! a request to be proxied. hyper then answers with its own rules and
+//! limits (400, 431, the 64 KiB head limit), so anything unusual meets the
+//! general, well-trodden code; a test holds the bytes of both paths' answers
+//! equal, so a client cannot tell which one answered.
+//!
+//! Limits kept here as hyper keeps them: a connection ready for a request
+//! head (new, or done with the previous answer) must deliver it complete
+//! within `limits.header_timeout`, or is closed. That timer is one per
+//! connection, checked lazily when it fires, so a request costs no timer
+//! operation. On shutdown an idle connection closes at once and a busy one
+//! after its answer.
+
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, StatusCode};
+use hyper::body::Body as _;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::body::ResponseBody;
+use super::download::{Answer, Direct, PublicHandler};
+use super::head::{RawHeaders, RequestHead};
+use super::redirect::{end_head, header_line, status_line, Tail};
+use super::Resp;
+use crate::content::FileInfo;
+use crate::proxy::ProxyRequest;
+
+/// Headers a request may have on this path (hyper takes up to 100).
+pub const MAX_HEADERS: usize = 64;
+/// The longest request head read on this path; a longer one goes to hyper,
+/// whose limit is `max_buf_size` (64 KiB).
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// What every connection needs from the listener.
+pub struct ConnSettings {
+    pub header_timeout: Duration,
+    /// hyper's settings, for connections handed to it.
+    pub hyper: http1::Builder,
+}
+
+/// Serves one connection until the client closes it, the header timeout
+/// closes it, shutdown closes it, or it is handed to hyper (then until hyper
+/// is done with it). `watcher` keeps graceful shutdown waiting until then.
+pub async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    handler: PublicHandler,
+    settings: Arc<ConnSettings>,
+    mut stop: watch::Receiver<bool>,
+    watcher: Watcher,
+) {
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut date = DateCache::default();
+    let timeout = settings.header_timeout;
+    // When the connection became ready for the head it is reading.
+    let mut ready_since = Instant::now();
+    let timer = tokio::time::sleep_until((ready_since + timeout).into());
+    tokio::pin!(timer);
+    // Made once: a future polled again stays registered, where a new one
+    // per wait would register and unregister every time.
+    let stop_signal = stop.changed();
+    tokio::pin!(stop_signal);
+    let mut stopping = false;
+    loop {
+        // Answer every complete request read so far.
+        let mut close = false;
+        while !buf.is_empty() && !close {
+            match step(&buf, &mut out, &handler, peer, date.get()) {
+                Step::Answered { used, closes } => {
+                    buf.advance(used);
+                    close = closes;
+                    ready_since = Instant::now();
+                }
+                Step::Wait { used, tail, answer } => {
+                    // Earlier answers first: the client may be waiting on them.
+                    if write(&mut stream, &mut out).await.is_err() {
+                        return;
+                    }
+                    let answer = answer.await;
+                    write_answer(&mut out, answer, &tail.tail(date.get()));
+                    buf.advance(used);
+                    close = tail.close;
+                    ready_since = Instant::now();
+                }
+                Step::Partial if buf.len() <= MAX_HEAD => break,
+                Step::Partial | Step::General => {
+                    if write(&mut stream, &mut out).await.is_err() {
+                        return;
+                    }
+                    hand_over(stream, buf.freeze(), peer, handler, &settings, watcher).await;
+                    return;
+                }
+            }
+        }
+        if write(&mut stream, &mut out).await.is_err() {
+            return;
+        }
+        if close || (stopping && buf.is_empty()) {
+            // The answer is out; the client sees the end of the stream.
+            let _ = stream.shutdown().await;
+            return;
+        }
+        // Wait for more of the next head.
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        tokio::select! {
+            biased;
+            // Whatever the outcome (a closed channel is a stop too).
+            _ = &mut stop_signal, if !stopping => stopping = true,
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            () = &mut timer => {
+                let deadline = ready_since + timeout;
+                if Instant::now() >= deadline {
+                    tracing::debug!(%peer, "request head not received within the header timeout");
+                    return;
+                }
+                timer.as_mut().reset(deadline.into());
+            }
+        }
+    }
+}
+
+/// What became of the request at the start of the buffer.
+enum Step {
+    /// Answered into the output buffer; `used` bytes of input consumed.
+    Answered { used: usize, closes: bool },
+    /// To be answered when `answer` resolves (on-demand checks).
+    Wait {
+        used: usize,
+        tail: TailOwned,
+        answer: Pin<Box<dyn Future<Output = Answer> + Send>>,
+    },
+    /// The head is not complete yet.
+    Partial,
+    /// For hyper, from this request on.
+    General,
+}
+
+/// The parts of [`Tail`] a waiting answer keeps.
+struct TailOwned {
+    head: bool,
+    close: bool,
+}
+
+impl TailOwned {
+    fn tail<'a>(&self, date: &'a [u8]) -> Tail<'a> {
+        Tail {
+            date,
+            head: self.head,
+            close: self.close,
+        }
+    }
+}
+
+fn step(
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    handler: &PublicHandler,
+    peer: SocketAddr,
+    date: &[u8],
+) -> Step {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let used = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Step::Partial,
+        // Malformed or too many headers: hyper's answer is the one to give.
+        Err(_) => return Step::General,
+    };
+    let Some(head) = DirectHead::new(&req) else {
+        return Step::General;
+    };
+    let tail = TailOwned {
+        head: head.method == Method::HEAD,
+        close: head.close,
+    };
+    match handler.handle_direct(peer, &head) {
+        Direct::Now(answer) => {
+            write_answer(out, answer, &tail.tail(date));
+            Step::Answered {
+                used,
+                closes: tail.close,
+            }
+        }
+        Direct::Later(answer) => Step::Wait { used, tail, answer },
+        Direct::General => Step::General,
+    }
+}
+
+/// A request head this path answers, borrowed from the read buffer.
+struct DirectHead<'h, 'b> {
+    method: Method,
+    path: &'b str,
+    query: Option<&'b str>,
+    headers: RawHeaders<'h, 'b>,
+    /// The client said `Connection: close`.
+    close: bool,
+}
+
+impl<'h, 'b> DirectHead<'h, 'b> {
+    /// `None` for anything hyper is to answer (see the module's doc).
+    fn new(req: &'h httparse::Request<'h, 'b>) -> Option<Self> {
+        let method = match req.method? {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            _ => return None,
+        };
+        if req.version? != 1 {
+            return None;
+        }
+        let target = req.path?;
+        if !target.starts_with('/') || !target.bytes().all(|b| TARGET[usize::from(b)]) {
+            return None;
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        let mut close = false;
+        for h in req.headers.iter() {
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"transfer-encoding")
+                || name.eq_ignore_ascii_case(b"expect")
+                || name.eq_ignore_ascii_case(b"upgrade")
+            {
+                return None;
+            }
+            if name.eq_ignore_ascii_case(b"connection") {
+                for token in h.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(DirectHead {
+            method,
+            path,
+            query,
+            headers: RawHeaders(req.headers),
+            close,
+        })
+    }
+}
+
+impl<'h, 'b> RequestHead for DirectHead<'h, 'b> {
+    type Headers = RawHeaders<'h, 'b>;
+    fn method(&self) -> &Method {
+        &self.method
+    }
+    fn path(&self) -> &str {
+        self.path
+    }
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+    fn headers(&self) -> &RawHeaders<'h, 'b> {
+        &self.headers
+    }
+    /// The proxy works from hyper's request: a proxied request goes there.
+    fn proxy_request(
+        &self,
+        _client: std::net::IpAddr,
+        _path_encoded: &str,
+        _info: Option<&FileInfo>,
+    ) -> Option<ProxyRequest> {
+        None
+    }
+}
+
+/// The bytes of a request target this path reads: RFC 3986's unreserved,
+/// sub-delims, `:`, `@`, `/`, `?` and `%`, every one of which `http::Uri`
+/// takes as it is, so both paths see the same path and query.
+static TARGET: [bool; 256] = {
+    let mut t = [false; 256];
+    let allowed =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?%";
+    let mut i = 0;
+    while i < allowed.len() {
+        t[allowed[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Writes `answer` as hyper would write it.
+fn write_answer(out: &mut Vec<u8>, answer: Answer, tail: &Tail<'_>) {
+    match answer {
+        Answer::Redirect(r) => r.write_h1(out, tail),
+        Answer::Response(resp) => write_response(out, resp, tail),
+    }
+}
+
+fn write_response(out: &mut Vec<u8>, resp: Resp, tail: &Tail<'_>) {
+    let (parts, body) = resp.into_parts();
+    let body = match full_bytes(body) {
+        Some(b) => b,
+        // The direct path never proxies (see `DirectHead::proxy_request`).
+        None => {
+            let resp = super::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            return write_response(out, resp, tail);
+        }
+    };
+    status_line(out, parts.status);
+    for (name, value) in &parts.headers {
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    // As hyper: no length and no body for 204 and 304; a length set by the
+    // answer stands.
+    let bodiless = matches!(
+        parts.status,
+        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+    );
+    let length = (!bodiless && !parts.headers.contains_key(http::header::CONTENT_LENGTH))
+        .then_some(body.len());
+    end_head(out, length, tail);
+    if !bodiless && !tail.head {
+        out.extend_from_slice(&body);
+    }
+}
+
+/// The bytes of a body held in memory; `None` for a proxied body.
+fn full_bytes(body: ResponseBody) -> Option<Bytes> {
+    let ResponseBody::Full(mut full) = body else {
+        return None;
+    };
+    if full.is_end_stream() {
+        return Some(Bytes::new());
+    }
+    // A `Full` body is ready at once: one poll, no waker needed.
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut full).poll_frame(&mut cx) {
+        Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap_or_default()),
+        _ => Some(Bytes::new()),
+    }
+}
+
+async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = stream.write_all(out).await;
+    out.clear();
+    r
+}
+
+/// Gives the connection to hyper, with what was read and not answered yet.
+async fn hand_over(
+    stream: TcpStream,
+    read: Bytes,
+    peer: SocketAddr,
+    handler: PublicHandler,
+    settings: &ConnSettings,
+    watcher: Watcher,
+) {
+    let io = Prefixed { read, stream };
+    let svc = super::server::service(handler, peer);
+    let conn = settings.hyper.serve_connection(TokioIo::new(io), svc);
+    // Client resets and timeouts are normal on a public listener.
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
+}
+
+/// A connection whose first bytes were already read.
+struct Prefixed {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(buf.remaining());
+            buf.put_slice(&this.read[..n]);
+            this.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// The `date` header's value, formatted once per second, as hyper does.
+#[derive(Default)]
+struct DateCache {
+    second: u64,
+    value: Vec<u8>,
+}
+
+impl DateCache {
+    fn get(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second || self.value.is_empty() {
+            self.second = second;
+            self.value = httpdate::fmt_http_date(now).into_bytes();
+        }
+        &self.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(raw: &[u8], check: impl Fn(Option<DirectHead<'_, '_>>)) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(matches!(req.parse(raw), Ok(httparse::Status::Complete(_))));
+        check(DirectHead::new(&req));
+    }
+
+    #[test]
+    fn plain_gets_and_heads_stay_here() {
+        head_of(b"GET /a/b.iso?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", |h| {
+            let h = h.unwrap();
+            assert_eq!(h.path, "/a/b.iso");
+            assert_eq!(h.query, Some("x=1"));
+            assert!(!h.close);
+        });
+        head_of(
+            b"HEAD /a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+            |h| {
+                let h = h.unwrap();
+                assert_eq!(h.method, Method::HEAD);
+                assert!(h.close);
+            },
+        );
+    }
+
+    #[test]
+    fn everything_unusual_goes_to_hyper() {
+        for raw in [
+            &b"POST /a HTTP/1.1\r\n\r\n"[..],
+            b"GET /a HTTP/1.0\r\n\r\n",
+            b"GET http://h/a HTTP/1.1\r\n\r\n",
+            b"GET /a{b} HTTP/1.1\r\n\r\n",
+            b"GET /a#frag HTTP/1.1\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            b"GET /a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            head_of(raw, |h| {
+                assert!(h.is_none(), "{}", String::from_utf8_lossy(raw));
+            });
+        }
+    }
+
+    #[test]
+    fn a_prefixed_stream_reads_the_prefix_first() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let client = tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(b" world").await.unwrap();
+            });
+            let (stream, _) = l.accept().await.unwrap();
+            let mut p = Prefixed {
+                read: Bytes::from_static(b"hello"),
+                stream,
+            };
+            let mut got = Vec::new();
+            p.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, b"hello world");
+            client.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn the_date_is_hypers_format() {
+        let mut d = DateCache::default();
+        let v = String::from_utf8(d.get().to_vec()).unwrap();
+        assert_eq!(v.len(), 29, "{v}");
+        assert!(v.ends_with(" GMT"), "{v}");
+        assert!(httpdate::parse_http_date(&v).is_ok());
+    }
+}
