@@ -91,15 +91,16 @@ pub fn client_addr(
     .unwrap_or(direct)
 }
 
-/// Walks hops right to left; the first untrusted one is the client. When every
-/// hop is trusted, the leftmost is. `None` on a malformed hop or no hop at all.
+/// Walks hops given right to left; the first untrusted one is the client.
+/// When every hop is trusted, the leftmost is. `None` on a malformed hop or
+/// no hop at all.
 fn walk<'a>(
-    hops: impl DoubleEndedIterator<Item = &'a str>,
+    hops_right_to_left: impl Iterator<Item = &'a str>,
     trusted: &TrustedProxies<'_>,
     parse: impl Fn(&str) -> Option<IpAddr>,
 ) -> Option<IpAddr> {
     let mut last = None;
-    for hop in hops.rev() {
+    for hop in hops_right_to_left {
         let ip = canonical(parse(hop.trim())?);
         if !trusted.contains(ip) {
             return Some(ip);
@@ -144,14 +145,21 @@ fn from_xff(
     trusted: &TrustedProxies<'_>,
     scheme: Scheme,
 ) -> Option<ClientAddr> {
-    if !headers.contains(&X_FORWARDED_FOR) {
+    let name = X_FORWARDED_FOR;
+    let mut lines = headers.lines(&name);
+    let Some(first) = lines.next() else {
         return Some(ClientAddr { ip: peer, scheme });
-    }
-    let ip = walk(
-        list_items(headers, &X_FORWARDED_FOR)?,
-        trusted,
-        parse_xff_hop,
-    )?;
+    };
+    let ip = if lines.next().is_none() {
+        // One line, as nearly always: read once, from the right.
+        walk(text(first)?.rsplit(','), trusted, parse_xff_hop)?
+    } else {
+        walk(
+            list_items(headers, &X_FORWARDED_FOR)?.rev(),
+            trusted,
+            parse_xff_hop,
+        )?
+    };
     // The nearest proxy's word on the scheme: the last value of X-Forwarded-Proto.
     let proto = list_items(headers, &X_FORWARDED_PROTO)
         .and_then(|mut items| items.next_back())
@@ -298,7 +306,7 @@ fn from_forwarded(
     for e in &elements {
         fors.push(e.for_?);
     }
-    let ip = walk(fors.iter().copied(), trusted, parse_node)?;
+    let ip = walk(fors.iter().rev().copied(), trusted, parse_node)?;
     let proto = elements.last().and_then(|e| e.proto).and_then(parse_proto);
     Some(ClientAddr {
         ip,

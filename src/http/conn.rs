@@ -45,12 +45,12 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::body::ResponseBody;
 use super::download::{Answer, Direct, PublicHandler};
 use super::head::{RawHeaders, RequestHead};
 use super::redirect::{end_head, header_line, status_line, Tail};
+use super::stop::StopWait;
 use super::Resp;
 use crate::content::FileInfo;
 use crate::proxy::ProxyRequest;
@@ -76,7 +76,7 @@ pub async fn serve_connection(
     peer: SocketAddr,
     handler: PublicHandler,
     settings: Arc<ConnSettings>,
-    mut stop: watch::Receiver<bool>,
+    stop: StopWait,
     watcher: Watcher,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
@@ -87,20 +87,19 @@ pub async fn serve_connection(
     let mut ready_since = Instant::now();
     let timer = tokio::time::sleep_until((ready_since + timeout).into());
     tokio::pin!(timer);
-    // Made once: a future polled again stays registered, where a new one
-    // per wait would register and unregister every time.
-    let stop_signal = stop.changed();
-    tokio::pin!(stop_signal);
     let mut stopping = false;
     loop {
         // Answer every complete request read so far.
         let mut close = false;
         while !buf.is_empty() && !close {
-            match step(&buf, &mut out, &handler, peer, date.get()) {
+            // One clock reading per request serves the handler's timing, the
+            // header timeout and the date (each reading costs, in a VM more so).
+            let now = Instant::now();
+            match step(&buf, &mut out, &handler, peer, now, date.at(now)) {
                 Step::Answered { used, closes } => {
                     buf.advance(used);
                     close = closes;
-                    ready_since = Instant::now();
+                    ready_since = now;
                 }
                 Step::Wait { used, tail, answer } => {
                     // Earlier answers first: the client may be waiting on them.
@@ -108,10 +107,11 @@ pub async fn serve_connection(
                         return;
                     }
                     let answer = answer.await;
-                    write_answer(&mut out, answer, &tail.tail(date.get()));
+                    let now = Instant::now();
+                    write_answer(&mut out, answer, &tail.tail(date.at(now)));
                     buf.advance(used);
                     close = tail.close;
-                    ready_since = Instant::now();
+                    ready_since = now;
                 }
                 Step::Partial if buf.len() <= MAX_HEAD => break,
                 Step::Partial | Step::General => {
@@ -137,8 +137,7 @@ pub async fn serve_connection(
         }
         tokio::select! {
             biased;
-            // Whatever the outcome (a closed channel is a stop too).
-            _ = &mut stop_signal, if !stopping => stopping = true,
+            () = std::future::poll_fn(|cx| stop.poll_stopped(cx)), if !stopping => stopping = true,
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
@@ -192,6 +191,7 @@ fn step(
     out: &mut Vec<u8>,
     handler: &PublicHandler,
     peer: SocketAddr,
+    now: Instant,
     date: &[u8],
 ) -> Step {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -209,7 +209,7 @@ fn step(
         head: head.method == Method::HEAD,
         close: head.close,
     };
-    match handler.handle_direct(peer, &head) {
+    match handler.handle_direct(peer, &head, now) {
         Direct::Now(answer) => {
             write_answer(out, answer, &tail.tail(date));
             Step::Answered {
@@ -254,14 +254,18 @@ impl<'h, 'b> DirectHead<'h, 'b> {
         let mut close = false;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
-            if name.eq_ignore_ascii_case(b"content-length")
-                || name.eq_ignore_ascii_case(b"transfer-encoding")
-                || name.eq_ignore_ascii_case(b"expect")
-                || name.eq_ignore_ascii_case(b"upgrade")
-            {
+            // By length first: most headers are none of these.
+            let refused: &[u8] = match name.len() {
+                14 => b"content-length",
+                17 => b"transfer-encoding",
+                6 => b"expect",
+                7 => b"upgrade",
+                _ => b"",
+            };
+            if !refused.is_empty() && name.eq_ignore_ascii_case(refused) {
                 return None;
             }
-            if name.eq_ignore_ascii_case(b"connection") {
+            if name.len() == 10 && name.eq_ignore_ascii_case(b"connection") {
                 for token in h.value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
                     if token.eq_ignore_ascii_case(b"close") {
@@ -454,20 +458,24 @@ impl AsyncWrite for Prefixed {
     }
 }
 
-/// The `date` header's value, formatted once per second, as hyper does.
+/// The `date` header's value, formatted once per second, as hyper does;
+/// the wall clock is read only when the second is over.
 #[derive(Default)]
 struct DateCache {
-    second: u64,
+    /// When the formatted second ends, on the monotonic clock.
+    until: Option<Instant>,
     value: Vec<u8>,
 }
 
 impl DateCache {
-    fn get(&mut self) -> &[u8] {
-        let now = SystemTime::now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if second != self.second || self.value.is_empty() {
-            self.second = second;
-            self.value = httpdate::fmt_http_date(now).into_bytes();
+    fn at(&mut self, now: Instant) -> &[u8] {
+        if self.until.is_none_or(|until| now >= until) {
+            let wall = SystemTime::now();
+            let into_second = wall.duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |d| {
+                Duration::from_nanos(d.subsec_nanos().into())
+            });
+            self.until = Some(now + (Duration::from_secs(1) - into_second));
+            self.value = httpdate::fmt_http_date(wall).into_bytes();
         }
         &self.value
     }
@@ -549,7 +557,9 @@ mod tests {
     #[test]
     fn the_date_is_hypers_format() {
         let mut d = DateCache::default();
-        let v = String::from_utf8(d.get().to_vec()).unwrap();
+        let now = Instant::now();
+        let v = String::from_utf8(d.at(now).to_vec()).unwrap();
+        assert_eq!(d.at(now), v.as_bytes(), "cached within the second");
         assert_eq!(v.len(), 29, "{v}");
         assert!(v.ends_with(" GMT"), "{v}");
         assert!(httpdate::parse_http_date(&v).is_ok());

@@ -204,8 +204,13 @@ impl PublicHandler {
     }
 
     /// Handles one request from `peer` parsed by the direct HTTP/1.1 path.
-    pub fn handle_direct(&self, peer: SocketAddr, req: &impl RequestHead) -> Direct {
-        let start = Instant::now();
+    /// `start`: when the request was read.
+    pub fn handle_direct(
+        &self,
+        peer: SocketAddr,
+        req: &impl RequestHead,
+        start: Instant,
+    ) -> Direct {
         let snap = self.state.load();
         match self.answer(&snap, peer, req, start) {
             Ok((outcome, answer)) => {

@@ -13,6 +13,7 @@ pub mod head;
 pub mod path;
 mod redirect;
 mod server;
+mod stop;
 
 pub use body::ResponseBody;
 pub use download::{text, HandleFuture, PublicHandler, Resp};

@@ -252,6 +252,11 @@ pub struct Tail<'a> {
 
 /// `n` in decimal, without the formatting machinery (a few per redirect).
 pub fn push_decimal(buf: &mut Vec<u8>, n: usize) {
+    // The priority of a link: nearly always one digit.
+    if n < 10 {
+        buf.push(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = n;

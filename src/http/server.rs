@@ -16,9 +16,10 @@ use hyper::Request;
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::conn::{self, ConnSettings};
+use super::stop::Stop;
 use super::{PublicHandler, Resp};
 
 /// Limits of the accept loop.
@@ -39,7 +40,7 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     // Tells connections of the direct path to stop; hyper's are told by `graceful`.
-    let (stop, stopped) = watch::channel(false);
+    let stop = Stop::default();
     let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
@@ -79,7 +80,7 @@ pub async fn serve(
             peer,
             handler.clone(),
             settings.clone(),
-            stopped.clone(),
+            stop.subscribe(),
             // Held by the connection until it ends, whichever path serves it:
             // graceful shutdown waits for every one.
             graceful.watcher(),
@@ -90,7 +91,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = stop.send(true);
+    stop.stop();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(opts.shutdown_grace) => {
