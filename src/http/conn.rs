@@ -529,6 +529,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        // Whatever target this path takes, hyper's URI parser takes too and
+        // reads the same path and query: both paths answer the same request.
+        #[test]
+        fn targets_read_here_read_the_same_in_hyper(
+            target in "/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,40}|/[ -~\\x80-\\xff]{0,40}"
+        ) {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            if !matches!(req.parse(raw.as_bytes()), Ok(httparse::Status::Complete(_))) {
+                return Ok(());
+            }
+            let accepted = DirectHead::new(&req);
+            // Every RFC 3986 target is read here.
+            if target.bytes().all(|b| TARGET[usize::from(b)]) {
+                proptest::prop_assert!(accepted.is_some(), "{}", target);
+            }
+            if let Some(h) = accepted {
+                let uri: http::Uri = target.parse().expect("hyper takes what the direct path takes");
+                proptest::prop_assert_eq!(uri.path(), h.path);
+                proptest::prop_assert_eq!(uri.query(), h.query);
+            }
+        }
+    }
+
     #[test]
     fn a_prefixed_stream_reads_the_prefix_first() {
         let rt = tokio::runtime::Builder::new_current_thread()
