@@ -846,3 +846,175 @@ impl hyper::body::Body for PatternStream {
         hyper::body::SizeHint::with_exact(self.end - self.pos)
     }
 }
+
+/// One TCP connection to a listener, for requests written byte for byte and
+/// responses read as they arrive on the wire (parsed with `httparse`, hyper's
+/// own parser). Every read is under the [`DEADLINE`].
+pub struct RawConn {
+    stream: TcpStream,
+    /// Bytes read and not yet taken as part of a response.
+    buf: Vec<u8>,
+}
+
+/// One response, as received.
+pub struct RawResponse {
+    /// Every byte of it, head and body.
+    pub bytes: Vec<u8>,
+    /// `1` for `HTTP/1.1`, `0` for `HTTP/1.0`.
+    pub version: u8,
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Where the body starts in `bytes`.
+    pub head_len: usize,
+}
+
+impl RawResponse {
+    /// The value of the first header named `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
+    }
+
+    /// The values of every header named `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| std::str::from_utf8(v).expect("header value is text"))
+            .collect()
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[self.head_len..]
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> RawConn {
+        let stream = within("a connection", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write request");
+    }
+
+    /// Writes `bytes` as far as the server takes them: a server that
+    /// answers and closes before reading them all is no error here.
+    pub async fn send_until_closed(&mut self, bytes: &[u8]) {
+        let _ = within(
+            "the server to take or refuse bytes",
+            self.stream.write_all(bytes),
+        )
+        .await;
+    }
+
+    /// Reads more bytes into the buffer; 0 at the end of the stream.
+    async fn fill(&mut self) -> usize {
+        self.try_fill().await.expect("read")
+    }
+
+    async fn try_fill(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = within("bytes from the server", self.stream.read(&mut chunk)).await?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Reads the next response: the head up to the blank line, then the body
+    /// its `Content-Length` says (none for the answer to `HEAD`, or for 1xx,
+    /// 204 and 304), or up to the end of the stream when it says nothing.
+    pub async fn response(&mut self, to_head: bool) -> RawResponse {
+        let (head_len, version, status, headers) = loop {
+            let mut slots = [httparse::EMPTY_HEADER; 128];
+            let mut r = httparse::Response::new(&mut slots);
+            match r.parse(&self.buf).expect("a response head that parses") {
+                httparse::Status::Complete(n) => {
+                    let headers = r
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_string(), h.value.to_vec()))
+                        .collect::<Vec<_>>();
+                    break (n, r.version.unwrap(), r.code.unwrap(), headers);
+                }
+                httparse::Status::Partial => {
+                    if self.fill().await == 0 {
+                        panic!(
+                            "the stream ended inside a response head: {:?}",
+                            String::from_utf8_lossy(&self.buf)
+                        );
+                    }
+                }
+            }
+        };
+        let named = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| std::str::from_utf8(v).unwrap().to_string())
+        };
+        assert!(
+            named("transfer-encoding").is_none(),
+            "no chunked answers are expected here"
+        );
+        let bodiless = to_head || status < 200 || status == 204 || status == 304;
+        let end = match named("content-length") {
+            _ if bodiless => head_len,
+            Some(n) => head_len + n.parse::<usize>().expect("a numeric content-length"),
+            None => {
+                while self.fill().await > 0 {}
+                self.buf.len()
+            }
+        };
+        while self.buf.len() < end {
+            if self.fill().await == 0 {
+                panic!("the stream ended inside a response body");
+            }
+        }
+        let bytes: Vec<u8> = self.buf.drain(..end).collect();
+        RawResponse {
+            bytes,
+            version,
+            status,
+            headers,
+            head_len,
+        }
+    }
+
+    /// Waits for the server to close the connection; fails on any byte
+    /// that comes first (an answer nobody asked for).
+    pub async fn eof(&mut self) {
+        while self.fill().await > 0 {}
+        assert!(
+            self.buf.is_empty(),
+            "bytes before the end of the stream: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+
+    /// As [`RawConn::eof`], but a reset ends the stream too: the kernel
+    /// resets a connection its server closed with bytes left unread.
+    pub async fn closed(&mut self) {
+        loop {
+            match self.try_fill().await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        assert!(
+            self.buf.is_empty(),
+            "bytes before the end of the stream: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+    }
+}
