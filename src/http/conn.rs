@@ -202,6 +202,10 @@ fn step(
         // Malformed or too many headers: hyper's answer is the one to give.
         Err(_) => return Step::General,
     };
+    // A long head that came whole in one read: hyper's limits apply to it.
+    if used > MAX_HEAD {
+        return Step::General;
+    }
     let Some(head) = DirectHead::new(&req) else {
         return Step::General;
     };
