@@ -24,8 +24,10 @@ use crate::state::Snapshot;
 pub struct Redirect {
     status: StatusCode,
     /// The header lines after the status line, as HTTP/1.1 writes them:
-    /// `location`, `cache-control`, then one `link` line per value.
-    block: Bytes,
+    /// `location`, `cache-control`, then one `link` line per value. A `Vec`
+    /// rather than `Bytes`: the direct path only copies it out, and a `Vec`
+    /// with spare capacity would cost `Bytes` one more allocation.
+    block: Vec<u8>,
     /// Where each value stands in `block`: 0 is `Location`, then the links.
     values: [(u32, u32); MAX_LINK_MIRRORS + 2],
     /// How many of `values` are set.
@@ -129,7 +131,7 @@ impl Redirect {
     fn from_block(status: StatusCode, b: Block) -> Redirect {
         Redirect {
             status,
-            block: Bytes::from(b.buf),
+            block: b.buf,
             values: b.values,
             count: b.count,
             digest: None,
@@ -165,17 +167,19 @@ impl Redirect {
         *resp.status_mut() = self.status;
         // Sized once for Location, Cache-Control, digests and the Link lines.
         let mut h = HeaderMap::with_capacity(8);
+        let links: Vec<_> = self.links().collect();
         let (a, b) = self.values[0];
+        let block = Bytes::from(self.block);
         // Every value was checked when the redirect was built.
-        if let Ok(v) = HeaderValue::from_maybe_shared(self.block.slice(a as usize..b as usize)) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(block.slice(a as usize..b as usize)) {
             h.insert(header::LOCATION, v);
         }
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-store"),
         );
-        for r in self.links() {
-            if let Ok(v) = HeaderValue::from_maybe_shared(self.block.slice(r)) {
+        for r in links {
+            if let Ok(v) = HeaderValue::from_maybe_shared(block.slice(r)) {
                 h.append(header::LINK, v);
             }
         }
