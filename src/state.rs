@@ -39,6 +39,9 @@ pub struct MirrorEntry {
     pub position: Option<UnitVector>,
     /// `; geo=cc` for its `Link` headers (empty when the country is unknown).
     pub link_geo: Box<str>,
+    /// `link: <` and the mirror's URL: how its `Link` header lines start,
+    /// written once rather than for every redirect.
+    pub link_open: Box<[u8]>,
     /// How far its last sync is behind the origin's last publication.
     pub lag: Option<Duration>,
     /// `100 / weight`, kept for the ranking.
@@ -64,6 +67,7 @@ impl MirrorEntry {
                 .map(|c| format!("; geo={}", c.as_str().to_ascii_lowercase()))
                 .unwrap_or_default()
                 .into(),
+            link_open: [b"link: <", mirror.url.as_str().as_bytes()].concat().into(),
             lag: None,
             capacity: crate::select::capacity_factor(&mirror),
             passive: Arc::default(),

@@ -57,6 +57,13 @@ impl Block {
         self.values[self.count].0 = self.buf.len() as u32;
     }
 
+    /// Starts a header line with `opening`, whose value starts after its
+    /// first `name_len` bytes (`name: `).
+    fn start_line_with(&mut self, opening: &[u8], name_len: usize) {
+        self.values[self.count].0 = (self.buf.len() + name_len) as u32;
+        self.buf.extend_from_slice(opening);
+    }
+
     fn end_line(&mut self) {
         self.values[self.count].1 = self.buf.len() as u32;
         self.count += 1;
@@ -97,10 +104,7 @@ impl Redirect {
         // (aria2c) read only the first link of a comma-joined header.
         for (k, &i) in alternatives.iter().enumerate() {
             let e = &snap.mirrors[i];
-            b.start_line(b"link: <");
-            // The value starts at the `<`.
-            b.values[b.count].0 -= 1;
-            b.buf.extend_from_slice(e.mirror.url.as_str().as_bytes());
+            b.start_line_with(&e.link_open, b"link: ".len());
             b.buf.extend_from_slice(encoded);
             b.buf.extend_from_slice(b">; rel=duplicate; pri=");
             push_decimal(&mut b.buf, k + 1);
