@@ -14,11 +14,15 @@
 //! before sending it (the mirror closed the connection while it was idle) is
 //! sent again, on another idle connection or a new one, as hyper-util's
 //! client does; a request on a new connection is never sent twice.
+//!
+//! Idle connections are closed after `idle_timeout` even when the pool is
+//! not used again: a task sweeps the pool every half of that time, so a
+//! mirror is not left holding connections nobody will use.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -57,15 +61,32 @@ struct Idle {
 impl Pool {
     /// A pool that keeps at most `max_idle` idle connections per mirror, for
     /// at most `idle_timeout` each, and connects with `connector`.
+    /// Made within a tokio runtime, it sweeps out expired idle connections
+    /// on its own; elsewhere only when it is next used.
     pub fn new(connector: HttpConnector, max_idle: usize, idle_timeout: Duration) -> Pool {
-        Pool {
+        let pool = Pool {
             inner: Arc::new(Inner {
                 connector,
                 idle: Mutex::new(hashbrown::HashMap::new()),
                 max_idle,
                 idle_timeout,
             }),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sweep(Arc::downgrade(&pool.inner), idle_timeout));
         }
+        pool
+    }
+
+    /// Idle connections kept, over all mirrors.
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        idle.values().map(VecDeque::len).sum()
     }
 
     /// Sends `req` (an absolute `http://` URI, `Host` set) on an idle
@@ -168,6 +189,36 @@ impl Pool {
         });
         sender.ready().await.map_err(|e| classify_send(&e))?;
         Ok(sender)
+    }
+}
+
+/// Closes idle connections past `idle_timeout`, every half of it, until the
+/// pool is gone. Dropping a connection's sender ends its task, which closes it.
+async fn sweep(pool: Weak<Inner>, idle_timeout: Duration) {
+    let period = (idle_timeout / 2).max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = pool.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        // Taken out under the lock, dropped (closed) after it.
+        let mut expired = Vec::new();
+        {
+            let mut idle = inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            for list in idle.values_mut() {
+                while list
+                    .front()
+                    .is_some_and(|c| now.duration_since(c.since) >= idle_timeout)
+                {
+                    expired.extend(list.pop_front());
+                }
+            }
+            idle.retain(|_, list| !list.is_empty());
+        }
+        drop(expired);
     }
 }
 
@@ -287,4 +338,97 @@ fn classify_send(e: &hyper::Error) -> UpstreamError {
         source = s.source();
     }
     UpstreamError::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use std::convert::Infallible;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    /// A mirror that answers `ok`, counts connections and reports when each ends.
+    async fn mirror() -> (
+        std::net::SocketAddr,
+        Arc<std::sync::atomic::AtomicUsize>,
+        mpsc::UnboundedReceiver<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ended, rx) = mpsc::unbounded_channel();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let ended = ended.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(|_req| async {
+                        Ok::<_, Infallible>(Response::new(http_body_util::Full::new(
+                            Bytes::from_static(b"ok"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                    let _ = ended.send(());
+                });
+            }
+        });
+        (addr, accepted, rx)
+    }
+
+    async fn get(pool: &Pool, addr: std::net::SocketAddr) {
+        let req = Request::get(format!("http://{addr}/f"))
+            .header(http::header::HOST, addr.to_string())
+            .body(Empty::new())
+            .unwrap();
+        let resp = pool.send(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_without_another_request() {
+        let (addr, _, mut ended) = mirror().await;
+        let pool = Pool::new(HttpConnector::new(), 4, Duration::from_millis(200));
+        get(&pool, addr).await;
+        // Put back once the connection's task has read the end of the answer.
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while pool.idle_count() == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the connection goes back to the pool");
+        // No request follows: only the sweep can close it.
+        tokio::time::timeout(Duration::from_secs(20), ended.recv())
+            .await
+            .expect("the mirror sees the idle connection closed")
+            .unwrap();
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_while_fresh() {
+        let (addr, accepted, mut ended) = mirror().await;
+        let pool = Pool::new(HttpConnector::new(), 4, Duration::from_secs(3600));
+        for _ in 0..3 {
+            get(&pool, addr).await;
+            // The next request finds it idle (its answer was read to the end).
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while pool.idle_count() == 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the connection goes back to the pool");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(ended.try_recv().is_err(), "no connection was closed");
+    }
 }
