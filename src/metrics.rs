@@ -372,6 +372,16 @@ impl Metrics {
         }
     }
 
+    /// Counters for an upstream that is no mirror (the fallback): bytes
+    /// proxied only; its redirects are counted by outcome, not here.
+    pub fn proxy_counters(&self, upstream: &str) -> MirrorCounters {
+        MirrorCounters {
+            // Never registered, so never exported.
+            redirects: must(IntCounter::new("unused", "not exported")),
+            proxied_bytes: self.proxy_bytes.with_label_values(&[upstream]),
+        }
+    }
+
     pub fn set_mirror_up(&self, mirror: &str, up: bool) {
         self.mirror_up
             .with_label_values(&[mirror])

@@ -293,6 +293,92 @@ async fn failing_mirrors_are_skipped_and_the_client_gets_one_clean_answer() {
 }
 
 #[tokio::test]
+async fn the_fallback_is_the_last_resort_of_a_proxied_request() {
+    let _shared = ALONE.read().await;
+    let len = 200_000;
+    let origin = BigMirror::start(len).await;
+    let top = format!(
+        "mode: proxy\nfallback: {}\nproxy:\n  passive_failures: false",
+        origin.url()
+    );
+    let (t, m) = world(1, len, &top).await;
+
+    // The only mirror fails: the origin serves after it.
+    m[0].set_status(500);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    assert!(body.len() as u64 == len && matches_file(0, &body));
+    assert_eq!(m[0].file_hits().len(), 1);
+    assert_eq!(origin.file_hits().len(), 1);
+    assert_eq!(
+        metric(&t, "mirrorgate_proxy_bytes_total{mirror=\"(fallback)\"}"),
+        len as f64
+    );
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_upstream_errors_total{kind=\"http_5xx\",mirror=\"de-fra\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_failovers_total{phase=\"before_body\"}"
+        ),
+        1.0
+    );
+    // Both failing: one clean 502, both failures counted.
+    origin.set_status(500);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_upstream_errors_total{kind=\"http_5xx\",mirror=\"(fallback)\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn with_no_mirror_for_the_client_a_proxied_file_comes_from_the_fallback() {
+    let _shared = ALONE.read().await;
+    let len = 100_000;
+    let origin = BigMirror::start(len).await;
+    let jp = BigMirror::start(len).await;
+    let mirrors = [M {
+        name: "jp-tyo",
+        url: jp.url(),
+        cc: "JP",
+        lat: 35.68,
+        lon: 139.69,
+        extra: "countries_only: [JP]",
+    }];
+    for (mode, status) in [("proxy", 200), ("redirect", 302)] {
+        let top = format!(
+            "{TRUSTED_MANUAL_PROBES}\nmode: {mode}\nfallback: {}",
+            origin.url()
+        );
+        let t = TestApp::start(&config_yaml(&mirrors, &top)).await;
+        let r = get(&t, "/big.bin").send().await.unwrap();
+        assert_eq!(r.status(), status, "mode {mode}");
+        if mode == "proxy" {
+            let body = r.bytes().await.unwrap();
+            assert!(body.len() as u64 == len && matches_file(0, &body));
+        } else {
+            assert_eq!(
+                header(&r, "location"),
+                Some(format!("{}big.bin", origin.url()).as_str())
+            );
+        }
+    }
+    assert_eq!(origin.file_hits().len(), 1, "proxied once, redirected once");
+    assert!(jp.file_hits().is_empty(), "a mirror not allowed was used");
+}
+
+#[tokio::test]
 async fn a_mirror_dying_mid_body_closes_the_connection_and_the_client_resumes() {
     let _shared = ALONE.read().await;
     let len = 4 * MIB + 3;

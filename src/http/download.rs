@@ -313,6 +313,10 @@ impl PublicHandler {
         let proxied = match &target {
             Target::Any => proxy_request(cfg, req, addr.ip, &path, None)?,
             Target::File(info) => proxy_request(cfg, req, addr.ip, &path, Some(info))?,
+            // Bound for the fallback by rule: proxied from it in proxy mode.
+            Target::Origin(info) if cfg.fallback.is_some() => {
+                proxy_request(cfg, req, addr.ip, &path, info.as_ref())?
+            }
             _ => None,
         };
         let (location, lookup) = snap.geo.lookup(addr.ip);
@@ -352,7 +356,10 @@ impl PublicHandler {
                 ))
             }
             Target::Origin(info) => {
-                return Ok(to_fallback(snap, &path, info.as_ref(), Outcome::Origin))
+                return match proxied {
+                    Some(req) => Err(Later::Proxy(self.proxy.forward(snap, &[], req, start))),
+                    None => Ok(to_fallback(snap, &path, info.as_ref(), Outcome::Origin)),
+                }
             }
             Target::File(info) => info,
         };
@@ -407,8 +414,9 @@ impl PublicHandler {
         })))
     }
 
-    /// Proxies from the ranked mirrors when the request is to be proxied,
-    /// else redirects (or falls back: the fallback is always a redirect).
+    /// Proxies from the ranked mirrors (and then the fallback) when the
+    /// request is to be proxied, else redirects; with no mirror, a proxied
+    /// request is proxied from the fallback, or gets the 503 a redirect would.
     fn deliver(
         &self,
         snap: &Snapshot,
@@ -420,6 +428,9 @@ impl PublicHandler {
     ) -> Result<(Outcome, Answer), ProxyFuture> {
         match (order, proxied) {
             (Some(order), Some(req)) => Err(self.proxy.forward(snap, &order, req, start)),
+            (None, Some(req)) if snap.config.fallback.is_some() => {
+                Err(self.proxy.forward(snap, &[], req, start))
+            }
             (order, _) => Ok(respond(snap, order, path, info)),
         }
     }

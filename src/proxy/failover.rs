@@ -32,6 +32,8 @@ pub(crate) struct Hop {
     pub counters: MirrorCounters,
     /// Set after a passive failure was reported (see `passive.rs`).
     pub passive: Arc<AtomicBool>,
+    /// The fallback, not a mirror: it has no health to report to.
+    pub origin: bool,
 }
 
 /// Everything a proxied request needs once the snapshot is let go; shared

@@ -48,7 +48,8 @@ pub use mode::wants_proxy;
 
 use crate::content::FileInfo;
 use crate::http::Resp;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, MirrorCounters, Outcome};
+use crate::registry::{Mirror, FALLBACK_NAME};
 use crate::state::{Snapshot, State};
 use failover::{Hop, Job};
 use passive::Passive;
@@ -58,6 +59,8 @@ use passive::Passive;
 pub(crate) struct Ctx {
     client: client::Upstream,
     metrics: Metrics,
+    /// The fallback's counters (`mirror="(fallback)"`), made once.
+    fallback_counters: MirrorCounters,
     passive: Passive,
 }
 
@@ -113,6 +116,7 @@ impl Proxy {
         Ok(Proxy {
             ctx: Arc::new(Ctx {
                 client: client::build(connect_timeout, roots)?,
+                fallback_counters: metrics.proxy_counters(FALLBACK_NAME),
                 metrics,
                 passive: Passive::new(Arc::downgrade(state)),
             }),
@@ -120,7 +124,10 @@ impl Proxy {
     }
 
     /// Proxies `req` from the mirrors of `order` (indices into
-    /// `snap.mirrors`, best first); `start` is when the request arrived.
+    /// `snap.mirrors`, best first; none when no mirror may serve it), then
+    /// from the fallback when one is configured: the origin is the last
+    /// resort of a proxied request as it is of a redirect, tried when fewer
+    /// than `proxy.max_attempts` mirrors were. `start` is when the request arrived.
     pub fn forward(
         &self,
         snap: &Snapshot,
@@ -128,15 +135,24 @@ impl Proxy {
         req: ProxyRequest,
         start: Instant,
     ) -> ProxyFuture {
-        let hops = order
+        let mut hops: Vec<Hop> = order
             .iter()
             .filter_map(|&i| snap.mirrors.get(i))
             .map(|e| Hop {
                 mirror: e.mirror.clone(),
                 counters: e.counters.clone(),
                 passive: e.passive.clone(),
+                origin: false,
             })
             .collect();
+        if let Some(base) = &snap.config.fallback {
+            hops.push(Hop {
+                mirror: Arc::new(Mirror::fallback(base)),
+                counters: self.ctx.fallback_counters.clone(),
+                passive: Arc::default(),
+                origin: true,
+            });
+        }
         let job = Arc::new(Job {
             ctx: self.ctx.clone(),
             settings: snap.config.proxy.clone(),

@@ -30,7 +30,7 @@ impl Passive {
         let Some(reason) = kind.health_reason() else {
             return;
         };
-        if !enabled {
+        if !enabled || hop.origin {
             return;
         }
         if let Some(state) = self.state.upgrade() {

@@ -68,6 +68,9 @@ impl AccessPolicy {
     }
 }
 
+/// The `mirror` label of the fallback's proxy metrics.
+pub const FALLBACK_NAME: &str = "(fallback)";
+
 /// One mirror, immutable once built.
 #[derive(Debug, Clone)]
 pub struct Mirror {
@@ -110,6 +113,25 @@ impl Mirror {
             },
             probe_url,
         })
+    }
+
+    /// The configured fallback (the origin) as the last hop of a proxied
+    /// request. Its name, [`FALLBACK_NAME`], is no valid mirror name, so its
+    /// metric series cannot be mistaken for a mirror's.
+    pub fn fallback(url: &Url) -> Mirror {
+        Mirror {
+            name: Arc::from(FALLBACK_NAME),
+            url: url.clone(),
+            country: None,
+            continent: None,
+            coords: None,
+            asns: Vec::new(),
+            location_source: LocationSource::Unknown,
+            weight: 100,
+            enabled: true,
+            policy: AccessPolicy::default(),
+            probe_url: url.clone(),
+        }
     }
 
     /// True when the config left part of the location for GeoIP to fill in.
