@@ -330,3 +330,73 @@ async fn a_server_whose_mirrors_are_all_fresh_knows_it() {
     assert_eq!(status, 302);
     assert!(loc.unwrap().starts_with(&mirrors[0].url()));
 }
+
+#[tokio::test]
+async fn in_proxy_mode_files_bound_for_the_fallback_are_proxied_from_it() {
+    let origin = tempfile::tempdir().unwrap();
+    let root = origin.path();
+    let release = [3u8; 500];
+    put(
+        root,
+        "dists/stable/Release",
+        &release,
+        Duration::from_secs(7200),
+    );
+    put(root, "tiny.txt", b"tiny", Duration::from_secs(7200));
+    put(root, "releases/old.iso", OLD, Duration::from_secs(7200));
+    // The origin's web server, and a mirror that has everything.
+    let web = TreeMirror::start().await;
+    web.put("dists/stable/Release", release.to_vec());
+    web.put("tiny.txt", &b"tiny"[..]);
+    let de = TreeMirror::start().await;
+    de.put("project/trace/origin", trace(Duration::ZERO));
+    de.put("dists/stable/Release", release.to_vec());
+    de.put("tiny.txt", &b"tiny"[..]);
+    de.put("releases/old.iso", OLD);
+    let top = format!(
+        "{TRUSTED_MANUAL_PROBES}\nmode: proxy\nfallback: {}\n\
+         origin:\n  root: {}\n  settle: 1s\n  trace_file: project/trace/origin\n  never_redirect: [Release]\n  min_redirect_size: 100\n",
+        web.url(),
+        root.display()
+    );
+    let m = [M {
+        name: "de",
+        url: de.url(),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let app = TestApp::start(&config_yaml(&m, &top)).await;
+    app.wait_for("the origin index", |s| {
+        s.content.lookup("releases/old.iso").is_some()
+    })
+    .await;
+    for (path, body) in [
+        ("dists/stable/Release", &release[..]),
+        ("tiny.txt", &b"tiny"[..]),
+    ] {
+        let r = app
+            .http
+            .get(app.url(&format!("/{path}")))
+            .header("x-forwarded-for", DE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(&r.bytes().await.unwrap()[..], body, "{path}");
+        assert_eq!(web.hits_of(path), 1, "{path} comes from the origin");
+        assert_eq!(de.hits_of(path), 0, "{path} went to a mirror");
+    }
+    // Other files still come from the mirror.
+    let r = app
+        .http
+        .get(app.url("/releases/old.iso"))
+        .header("x-forwarded-for", DE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.bytes().await.unwrap()[..], OLD);
+    assert_eq!(de.hits_of("releases/old.iso"), 1);
+}
