@@ -15,11 +15,11 @@
 //!
 //! Each connection is read first by the direct HTTP/1.1 path (`http::conn`):
 //! a plain `GET` or `HEAD` is parsed in place, the handler reads the
-//! borrowed head through [`http::head::RequestHead`], and a redirect is
-//! written from one prebuilt header block. Anything else (a body, another
-//! method or version, a request to be proxied, a malformed head) hands the
-//! connection to hyper with the bytes already read; both give the same
-//! bytes for the same answer.
+//! borrowed head through [`http::head::RequestHead`], a redirect is
+//! written from one prebuilt header block and a proxied body is streamed
+//! frame by frame. Anything else (a body, another method or version, a
+//! malformed head) hands the connection to hyper with the bytes already
+//! read; both give the same bytes for the same answer.
 //!
 //! The request path reads one immutable [`state::Snapshot`] (config, GeoIP,
 //! mirrors with their health, the origin's index) through a single

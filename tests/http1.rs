@@ -472,3 +472,101 @@ async fn http10_and_absolute_targets_go_to_hyper() {
         Some(&*format!("{de_fra}absolute.iso"))
     );
 }
+
+/// A mirror that answers every request with a chunked body and no length,
+/// as a mirror streaming a generated file does; keeps connections open.
+async fn chunked_mirror() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = buf.starts_with(b"HEAD ");
+                    buf.drain(..end + 4);
+                    let mut answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\
+                        transfer-encoding: chunked\r\n\r\n"
+                        .to_vec();
+                    if !head {
+                        answer.extend_from_slice(b"5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
+                    }
+                    if s.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn proxied_answers_are_the_same_bytes_on_both_paths() {
+    let w = world("mode: proxy").await;
+    let iso = "/releases/1.0/demo.iso";
+    let close = "Connection: close\r\n";
+    for (what, req) in [
+        ("a proxied file", get(iso)),
+        ("the same, as HEAD", request("HEAD", iso, "")),
+        ("the same, closing", request("GET", iso, close)),
+    ] {
+        let direct = answer(w.addr(), &req).await;
+        let general = hypers_answer(w.addr(), &req).await;
+        assert_eq!(
+            dateless_head(&direct),
+            dateless_head(&general),
+            "{what}: the direct path (left) and hyper (right) differ"
+        );
+        assert_eq!(direct.body(), general.body(), "{what}");
+        assert_eq!(direct.status, 200, "{what}: {}", direct.text());
+        assert_eq!(direct.header("via"), Some("1.1 mirrorgate"), "{what}");
+        let want: &[u8] = if req.starts_with("HEAD") {
+            b""
+        } else {
+            b"fake mirror\n"
+        };
+        assert_eq!(direct.body(), want, "{what}");
+    }
+
+    // A mirror that sends no length: chunks on both paths, and the
+    // connection goes on after the last one.
+    let mirror = chunked_mirror().await;
+    let m = [M {
+        name: "de-fra",
+        url: format!("http://{mirror}/pub/"),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let t = TestApp::start(&config_yaml(
+        &m,
+        &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy"),
+    ))
+    .await;
+    let addr = t.app.public_addr();
+    let direct = answer(addr, &get(iso)).await;
+    let general = hypers_answer(addr, &get(iso)).await;
+    assert_eq!(dateless_head(&direct), dateless_head(&general));
+    assert_eq!(direct.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(direct.body(), b"hello, world");
+    assert_eq!(general.body(), b"hello, world");
+    let mut c = RawConn::connect(addr).await;
+    for _ in 0..2 {
+        let r = answer_on(&mut c, &get(iso)).await;
+        assert_eq!((r.status, r.body()), (200, &b"hello, world"[..]));
+    }
+    let r = answer_on(&mut c, &request("HEAD", iso, close)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body().is_empty());
+}

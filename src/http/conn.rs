@@ -9,17 +9,25 @@
 //! answer is written straight into the connection's output buffer, several
 //! at once when a client pipelines.
 //!
+//! A proxied answer is streamed from here too, frame by frame as the mirror
+//! sends it: each frame is written before the next is asked for, so a slow
+//! client slows the mirror's read and memory stays bounded. Its length is
+//! the mirror's `Content-Length`, or chunked when the mirror gave none; a
+//! body that ends short, or fails beyond what the proxy can resume, closes
+//! the connection, so the client sees a truncated body and can resume with
+//! `Range`, as with hyper.
+//!
 //! Whatever this path does not handle hands the connection to hyper, for
 //! good, together with the bytes read so far, starting with the request at
 //! hand: a method other than `GET` and `HEAD`; a version other than
 //! HTTP/1.1; a target not in origin form or with a character outside
 //! RFC 3986's; a body or body framing (`Content-Length`,
 //! `Transfer-Encoding`), `Expect` or `Upgrade`; a head that does not parse,
-//! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes; and
-//! a request to be proxied. hyper then answers with its own rules and
-//! limits (400, 431, the 64 KiB head limit), so anything unusual meets the
-//! general, well-trodden code; a test holds the bytes of both paths' answers
-//! equal, so a client cannot tell which one answered.
+//! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes.
+//! hyper then answers with its own rules and limits (400, 431, the 64 KiB
+//! head limit), so anything unusual meets the general, well-trodden code; a
+//! test holds the bytes of both paths' answers equal, so a client cannot
+//! tell which one answered.
 //!
 //! Limits kept here as hyper keeps them: a connection ready for a request
 //! head (new, or done with the previous answer) must deliver it complete
@@ -108,10 +116,23 @@ pub async fn serve_connection(
                     }
                     let answer = answer.await;
                     let now = Instant::now();
-                    write_answer(&mut out, answer, &tail.tail(date.at(now)));
+                    let tail = tail.tail(date.at(now));
+                    let written = match answer {
+                        Answer::Response(resp) if is_streamed(&resp) => {
+                            write_streamed(&mut stream, &mut out, resp, &tail).await
+                        }
+                        answer => {
+                            write_answer(&mut out, answer, &tail);
+                            Ok(())
+                        }
+                    };
+                    if written.is_err() {
+                        // Cut short: the client sees it and may resume.
+                        return;
+                    }
                     buf.advance(used);
                     close = tail.close;
-                    ready_since = now;
+                    ready_since = Instant::now();
                 }
                 Step::Partial if buf.len() <= MAX_HEAD => break,
                 Step::Partial | Step::General => {
@@ -304,14 +325,19 @@ impl<'h, 'b> RequestHead for DirectHead<'h, 'b> {
     fn headers(&self) -> &RawHeaders<'h, 'b> {
         &self.headers
     }
-    /// The proxy works from hyper's request: a proxied request goes there.
     fn proxy_request(
         &self,
-        _client: std::net::IpAddr,
-        _path_encoded: &str,
-        _info: Option<&FileInfo>,
+        client: std::net::IpAddr,
+        path_encoded: &str,
+        info: Option<&FileInfo>,
     ) -> Option<ProxyRequest> {
-        None
+        Some(ProxyRequest::from_raw(
+            &self.method,
+            self.headers.0,
+            client,
+            path_encoded,
+            info,
+        ))
     }
 }
 
@@ -360,10 +386,131 @@ fn write_response(out: &mut Vec<u8>, resp: Resp, tail: &Tail<'_>) {
     );
     let length = (!bodiless && !parts.headers.contains_key(http::header::CONTENT_LENGTH))
         .then_some(body.len());
-    end_head(out, length, tail);
+    end_head(
+        out,
+        length,
+        tail,
+        parts.headers.contains_key(http::header::DATE),
+    );
     if !bodiless && !tail.head {
         out.extend_from_slice(&body);
     }
+}
+
+/// A response whose body comes from a mirror, to be streamed.
+fn is_streamed(resp: &Resp) -> bool {
+    matches!(resp.body(), ResponseBody::Proxied(_))
+}
+
+/// Frames up to this size are gathered with what is pending in the output
+/// buffer (one write for the head and a small file); larger ones are
+/// written from where they are.
+const GATHER: usize = 16 * 1024;
+
+/// Writes a proxied response: its head, then its body as it arrives, each
+/// frame written before the next is asked for. An error means the
+/// connection must close: the body could not be completed.
+async fn write_streamed(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: Resp,
+    tail: &Tail<'_>,
+) -> io::Result<()> {
+    let (parts, body) = resp.into_parts();
+    status_line(out, parts.status);
+    for (name, value) in &parts.headers {
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    // As hyper: no body for HEAD, 1xx, 204 and 304; the mirror's length
+    // when it gave one, else chunks.
+    let bodiless = tail.head
+        || parts.status.is_informational()
+        || matches!(
+            parts.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        );
+    let length = match parts.headers.get(http::header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other("a mirror's Content-Length is not a number"))?,
+        ),
+        None => None,
+    };
+    let chunked = !bodiless && length.is_none();
+    if chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    end_head(
+        out,
+        None,
+        tail,
+        parts.headers.contains_key(http::header::DATE),
+    );
+    let ResponseBody::Proxied(mut body) = body else {
+        return write(stream, out).await;
+    };
+    if bodiless {
+        return write(stream, out).await;
+    }
+    let mut sent: u64 = 0;
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(body.as_mut()).poll_frame(cx)).await;
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(io::Error::other(e)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                // Trailers, and empty frames: nothing to write.
+                _ => continue,
+            },
+        };
+        sent += data.len() as u64;
+        if length.is_some_and(|len| sent > len) {
+            return Err(io::Error::other(
+                "a mirror sent more than its Content-Length",
+            ));
+        }
+        if chunked {
+            push_hex(out, data.len());
+            out.extend_from_slice(b"\r\n");
+        }
+        if out.len() + data.len() <= GATHER {
+            out.extend_from_slice(&data);
+        } else {
+            write(stream, out).await?;
+            stream.write_all(&data).await?;
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        // Out before the next frame is awaited: the client may be waiting.
+        write(stream, out).await?;
+    }
+    if length.is_some_and(|len| sent != len) {
+        return Err(io::Error::other("a mirror's body ended short"));
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    write(stream, out).await
+}
+
+fn push_hex(out: &mut Vec<u8>, n: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = HEX[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The bytes of a body held in memory; `None` for a proxied body.

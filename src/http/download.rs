@@ -224,9 +224,15 @@ impl PublicHandler {
                     this.finish(start, outcome, answer, access)
                 }))
             }
-            // Only a request that can be proxied gets a proxy future; for
-            // the others the proxied case is `General`.
-            Err(Later::Proxy(_) | Later::General) => Direct::General,
+            Err(Later::Proxy(proxied)) => {
+                let this = self.clone();
+                let access = access(peer, req);
+                Direct::Later(Box::pin(async move {
+                    let (outcome, resp) = proxied.await;
+                    this.finish(start, outcome, resp.into(), access)
+                }))
+            }
+            Err(Later::General) => Direct::General,
         }
     }
 

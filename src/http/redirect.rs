@@ -203,7 +203,7 @@ impl Redirect {
         for (name, value) in self.digest.iter().flatten() {
             header_line(out, name.as_str().as_bytes(), value.as_bytes());
         }
-        end_head(out, Some(0), tail);
+        end_head(out, Some(0), tail, false);
     }
 }
 
@@ -233,9 +233,9 @@ pub fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// What hyper adds after a response's own headers, in its order:
 /// `connection: close` when the connection ends here, `content-length`
-/// (left out when zero in the answer to `HEAD`, as hyper does), `date`,
-/// and the blank line.
-pub fn end_head(out: &mut Vec<u8>, content_length: Option<usize>, tail: &Tail<'_>) {
+/// (left out when zero in the answer to `HEAD`, as hyper does), `date`
+/// (unless the response has its own, `has_date`), and the blank line.
+pub fn end_head(out: &mut Vec<u8>, content_length: Option<usize>, tail: &Tail<'_>, has_date: bool) {
     if tail.close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -244,7 +244,9 @@ pub fn end_head(out: &mut Vec<u8>, content_length: Option<usize>, tail: &Tail<'_
         push_decimal(out, n);
         out.extend_from_slice(b"\r\n");
     }
-    header_line(out, b"date", tail.date);
+    if !has_date {
+        header_line(out, b"date", tail.date);
+    }
     out.extend_from_slice(b"\r\n");
 }
 

@@ -50,6 +50,33 @@ static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// [`upstream_headers`] from a head the direct HTTP/1.1 path parsed, read
+/// in place: the same headers go to mirrors whichever path took the request.
+pub(crate) fn upstream_headers_raw(
+    client: &[httparse::Header<'_>],
+    client_ip: IpAddr,
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    for c in client {
+        let Some(name) = FORWARDED.iter().find(|n| {
+            c.name
+                .as_bytes()
+                .eq_ignore_ascii_case(n.as_str().as_bytes())
+        }) else {
+            continue;
+        };
+        // httparse took the value; a header map takes the same bytes.
+        if let Ok(v) = HeaderValue::from_bytes(c.value) {
+            h.append(name.clone(), v);
+        }
+    }
+    h.insert(header::VIA, via());
+    if let Some(v) = ip_value(client_ip) {
+        h.insert(X_FORWARDED_FOR, v);
+    }
+    h
+}
+
 /// True for a header that must not cross a proxy.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)

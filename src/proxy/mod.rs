@@ -104,6 +104,24 @@ impl ProxyRequest {
     }
 }
 
+impl ProxyRequest {
+    /// [`ProxyRequest::new`] for a head the direct HTTP/1.1 path parsed.
+    pub fn from_raw(
+        method: &Method,
+        client_headers: &[httparse::Header<'_>],
+        client_ip: IpAddr,
+        path_encoded: &str,
+        info: Option<&FileInfo>,
+    ) -> Self {
+        ProxyRequest {
+            method: method.clone(),
+            headers: headers::upstream_headers_raw(client_headers, client_ip),
+            path: path_encoded.to_string(),
+            info: info.copied(),
+        }
+    }
+}
+
 impl Proxy {
     /// A proxy whose connects to mirrors give up after `connect_timeout`;
     /// passive health reports go to `state`.

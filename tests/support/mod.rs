@@ -866,6 +866,8 @@ pub struct RawResponse {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Where the body starts in `bytes`.
     pub head_len: usize,
+    /// The body of a chunked answer, its chunks joined.
+    pub dechunked: Option<Vec<u8>>,
 }
 
 impl RawResponse {
@@ -883,8 +885,12 @@ impl RawResponse {
             .collect()
     }
 
+    /// The body; for a chunked answer, its chunks joined.
     pub fn body(&self) -> &[u8] {
-        &self.bytes[self.head_len..]
+        match &self.dechunked {
+            Some(b) => b,
+            None => &self.bytes[self.head_len..],
+        }
     }
 
     pub fn text(&self) -> String {
@@ -931,7 +937,8 @@ impl RawConn {
 
     /// Reads the next response: the head up to the blank line, then the body
     /// its `Content-Length` says (none for the answer to `HEAD`, or for 1xx,
-    /// 204 and 304), or up to the end of the stream when it says nothing.
+    /// 204 and 304), its chunks up to the last one when chunked, or up to
+    /// the end of the stream when it says nothing.
     pub async fn response(&mut self, to_head: bool) -> RawResponse {
         let (head_len, version, status, headers) = loop {
             let mut slots = [httparse::EMPTY_HEADER; 128];
@@ -961,13 +968,48 @@ impl RawConn {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| std::str::from_utf8(v).unwrap().to_string())
         };
-        assert!(
-            named("transfer-encoding").is_none(),
-            "no chunked answers are expected here"
-        );
         let bodiless = to_head || status < 200 || status == 204 || status == 304;
+        let chunked = named("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        let mut dechunked = None;
         let end = match named("content-length") {
             _ if bodiless => head_len,
+            None if chunked => {
+                let mut body = Vec::new();
+                let mut at = head_len;
+                loop {
+                    // The size line.
+                    let line_end = loop {
+                        if let Some(i) = self.buf[at..].windows(2).position(|w| w == b"\r\n") {
+                            break at + i;
+                        }
+                        assert!(
+                            self.fill().await > 0,
+                            "the stream ended inside a chunk size"
+                        );
+                    };
+                    let size = usize::from_str_radix(
+                        std::str::from_utf8(&self.buf[at..line_end]).expect("a chunk size"),
+                        16,
+                    )
+                    .expect("a hexadecimal chunk size");
+                    at = line_end + 2;
+                    while self.buf.len() < at + size + 2 {
+                        assert!(self.fill().await > 0, "the stream ended inside a chunk");
+                    }
+                    body.extend_from_slice(&self.buf[at..at + size]);
+                    assert_eq!(
+                        &self.buf[at + size..at + size + 2],
+                        b"\r\n",
+                        "a chunk's end"
+                    );
+                    at += size + 2;
+                    if size == 0 {
+                        break;
+                    }
+                }
+                dechunked = Some(body);
+                at
+            }
             Some(n) => head_len + n.parse::<usize>().expect("a numeric content-length"),
             None => {
                 while self.fill().await > 0 {}
@@ -986,6 +1028,7 @@ impl RawConn {
             status,
             headers,
             head_len,
+            dechunked,
         }
     }
 
