@@ -10,6 +10,7 @@ mod conn;
 mod download;
 pub(crate) mod files;
 pub mod head;
+mod ipaddr;
 pub mod path;
 mod redirect;
 mod server;
