@@ -7,7 +7,8 @@
 //! reported as [`LookupOutcome::Error`] and treated as an unknown client.
 //!
 //! Files: `reader.rs` (`GeoDb`, the lookup), `source.rs` (one opened file and
-//! its load-time checks), `layout.rs` (layout detection and the borrowed record
+//! its load-time checks), `tree.rs` (the search-tree walk of the request
+//! path), `layout.rs` (layout detection and the borrowed record
 //! structs), `address.rs` (which addresses are looked up at all), `error.rs`,
 //! `country.rs` and `country_table.rs` (codes, continents, centroids).
 
@@ -18,6 +19,7 @@ mod error;
 mod layout;
 mod reader;
 mod source;
+mod tree;
 
 #[cfg(test)]
 mod tests {

@@ -7,10 +7,12 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use maxminddb::{LookupResult, MaxMindDbError, Reader, WithinOptions};
 
 use super::error::GeoError;
 use super::layout::{self, AsnRecord, FlatRecord, Layout, MaxMindRecord};
+use super::tree::SearchTree;
 use super::Location;
 
 /// The marker before the metadata; the MaxMind DB spec puts it within the
@@ -37,7 +39,10 @@ const MAX_DECODED: usize = 4_000_000;
 pub(crate) struct Source {
     pub label: PathBuf,
     pub layout: Layout,
-    reader: Reader<Vec<u8>>,
+    /// Over `Bytes` so that `tree` can share the file's buffer.
+    reader: Reader<Bytes>,
+    /// The walk of the request path; `reader` does everything else.
+    tree: SearchTree,
     /// Every record decoded once at load, by its offset in the data section:
     /// many networks share a record, and decoding a City record (walking past
     /// its maps of names in many languages) costs more than the tree walk
@@ -89,8 +94,13 @@ impl Source {
         if let Err(e) = check_separator(&bytes) {
             return Err(GeoError::corrupt(label, e));
         }
-        let reader = match Reader::from_source(bytes) {
+        let bytes = Bytes::from(bytes);
+        let reader = match Reader::from_source(bytes.clone()) {
             Ok(r) => r,
+            Err(e) => return Err(GeoError::corrupt(label, e)),
+        };
+        let tree = match SearchTree::new(&bytes, reader.metadata()) {
+            Ok(t) => t,
             Err(e) => return Err(GeoError::corrupt(label, e)),
         };
         let detected = match layout::detect(&reader) {
@@ -129,6 +139,7 @@ impl Source {
             label,
             layout,
             reader,
+            tree,
             decoded: HashMap::default(),
         };
         if let Err(e) = source.sanity_check() {
@@ -205,19 +216,20 @@ impl Source {
     /// The record for `ip`, decoded for this file's layout; `Ok(None)` when the
     /// file has no record for it.
     pub fn decode(&self, ip: IpAddr) -> Result<Option<Hit>, MaxMindDbError> {
-        let result = self.reader.lookup(ip)?;
-        match result.offset() {
-            None => Ok(None),
-            Some(offset) => match self.decoded.get(&offset) {
-                Some(hit) => Ok(Some(*hit)),
-                None => self.decode_result(&result),
-            },
+        let Some(offset) = self.tree.offset(ip)? else {
+            return Ok(None);
+        };
+        match self.decoded.get(&offset) {
+            Some(hit) => Ok(Some(*hit)),
+            // Not decoded ahead (past `MAX_DECODED`, or during the load-time
+            // checks): `maxminddb` walks again to get a result it can decode.
+            None => self.decode_result(&self.reader.lookup(ip)?),
         }
     }
 
     fn decode_result(
         &self,
-        result: &LookupResult<'_, Vec<u8>>,
+        result: &LookupResult<'_, Bytes>,
     ) -> Result<Option<Hit>, MaxMindDbError> {
         Ok(match self.layout {
             Layout::City | Layout::Country => result
