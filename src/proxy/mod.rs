@@ -95,16 +95,10 @@ impl ProxyRequest {
         path_encoded: &str,
         info: Option<&FileInfo>,
     ) -> Self {
-        ProxyRequest {
-            method: method.clone(),
-            headers: headers::upstream_headers(client_headers, client_ip),
-            path: path_encoded.to_string(),
-            info: info.copied(),
-        }
+        let headers = headers::upstream_headers(client_headers, client_ip);
+        ProxyRequest::with_headers(method, headers, path_encoded, info)
     }
-}
 
-impl ProxyRequest {
     /// [`ProxyRequest::new`] for a head the direct HTTP/1.1 path parsed.
     pub fn from_raw(
         method: &Method,
@@ -113,9 +107,19 @@ impl ProxyRequest {
         path_encoded: &str,
         info: Option<&FileInfo>,
     ) -> Self {
+        let headers = headers::upstream_headers_raw(client_headers, client_ip);
+        ProxyRequest::with_headers(method, headers, path_encoded, info)
+    }
+
+    fn with_headers(
+        method: &Method,
+        headers: HeaderMap,
+        path_encoded: &str,
+        info: Option<&FileInfo>,
+    ) -> Self {
         ProxyRequest {
             method: method.clone(),
-            headers: headers::upstream_headers_raw(client_headers, client_ip),
+            headers,
             path: path_encoded.to_string(),
             info: info.copied(),
         }

@@ -392,12 +392,9 @@ mod tests {
         assert_eq!(&body[..], b"ok");
     }
 
-    #[tokio::test]
-    async fn an_idle_connection_is_closed_without_another_request() {
-        let (addr, _, mut ended) = mirror().await;
-        let pool = Pool::new(HttpConnector::new(), 4, Duration::from_millis(200));
-        get(&pool, addr).await;
-        // Put back once the connection's task has read the end of the answer.
+    /// Waits until the connection is put back, once its task has read the
+    /// end of the answer.
+    async fn back_in(pool: &Pool) {
         tokio::time::timeout(Duration::from_secs(20), async {
             while pool.idle_count() == 0 {
                 tokio::task::yield_now().await;
@@ -405,6 +402,14 @@ mod tests {
         })
         .await
         .expect("the connection goes back to the pool");
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_without_another_request() {
+        let (addr, _, mut ended) = mirror().await;
+        let pool = Pool::new(HttpConnector::new(), 4, Duration::from_millis(200));
+        get(&pool, addr).await;
+        back_in(&pool).await;
         // No request follows: only the sweep can close it.
         tokio::time::timeout(Duration::from_secs(20), ended.recv())
             .await
@@ -419,14 +424,8 @@ mod tests {
         let pool = Pool::new(HttpConnector::new(), 4, Duration::from_secs(3600));
         for _ in 0..3 {
             get(&pool, addr).await;
-            // The next request finds it idle (its answer was read to the end).
-            tokio::time::timeout(Duration::from_secs(20), async {
-                while pool.idle_count() == 0 {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await
-            .expect("the connection goes back to the pool");
+            // The next request finds it idle.
+            back_in(&pool).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(ended.try_recv().is_err(), "no connection was closed");
