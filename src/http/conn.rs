@@ -243,7 +243,6 @@ fn step(
             }
         }
         Direct::Later(answer) => Step::Wait { used, tail, answer },
-        Direct::General => Step::General,
     }
 }
 
@@ -330,14 +329,8 @@ impl<'h, 'b> RequestHead for DirectHead<'h, 'b> {
         client: std::net::IpAddr,
         path_encoded: &str,
         info: Option<&FileInfo>,
-    ) -> Option<ProxyRequest> {
-        Some(ProxyRequest::from_raw(
-            &self.method,
-            self.headers.0,
-            client,
-            path_encoded,
-            info,
-        ))
+    ) -> ProxyRequest {
+        ProxyRequest::from_raw(&self.method, self.headers.0, client, path_encoded, info)
     }
 }
 

@@ -85,10 +85,8 @@ impl Answer {
 pub enum Direct {
     /// Answered at once.
     Now(Answer),
-    /// Answered after on-demand checks.
+    /// Answered after on-demand checks, or proxied.
     Later(Pin<Box<dyn Future<Output = Answer> + Send>>),
-    /// To be answered by the general path (hyper): a proxied request.
-    General,
 }
 
 /// Answers public requests from the current snapshot.
@@ -141,9 +139,6 @@ struct Pending {
 enum Later {
     Checks(Box<Pending>),
     Proxy(ProxyFuture),
-    /// The request is to be proxied but its parser cannot hand it to the
-    /// proxy (see `RequestHead::proxy_request`); nothing was counted yet.
-    General,
 }
 
 /// What the access log says of a request; taken only when that log is on.
@@ -195,11 +190,6 @@ impl PublicHandler {
                         .into_response()
                 })))
             }
-            // hyper's requests can always be proxied: not reached.
-            Err(Later::General) => HandleFuture(Inner::Ready(Some(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            )))),
         }
     }
 
@@ -232,7 +222,6 @@ impl PublicHandler {
                     this.finish(start, outcome, resp.into(), access)
                 }))
             }
-            Err(Later::General) => Direct::General,
         }
     }
 
@@ -314,14 +303,13 @@ impl PublicHandler {
             return Ok((outcome, resp.into()));
         }
         // Redirect or proxy: decided before ranking, because a proxied
-        // request needs enough alternatives to fail over to; and before
-        // anything is counted, because `Later::General` answers it again.
+        // request needs enough alternatives to fail over to.
         let proxied = match &target {
-            Target::Any => proxy_request(cfg, req, addr.ip, &path, None)?,
-            Target::File(info) => proxy_request(cfg, req, addr.ip, &path, Some(info))?,
+            Target::Any => proxy_request(cfg, req, addr.ip, &path, None),
+            Target::File(info) => proxy_request(cfg, req, addr.ip, &path, Some(info)),
             // Bound for the fallback by rule: proxied from it in proxy mode.
             Target::Origin(info) if cfg.fallback.is_some() => {
-                proxy_request(cfg, req, addr.ip, &path, info.as_ref())?
+                proxy_request(cfg, req, addr.ip, &path, info.as_ref())
             }
             _ => None,
         };
@@ -551,22 +539,17 @@ fn unrepresentable() -> (Outcome, Answer) {
     )
 }
 
-/// Whether the request is to be proxied, and what the proxy needs of it;
-/// `Later::General` when its parser cannot hand it to the proxy.
+/// What the proxy needs of the request, when it is to be proxied.
 fn proxy_request(
     cfg: &Config,
     req: &impl RequestHead,
     client: std::net::IpAddr,
     path: &CleanPath,
     info: Option<&FileInfo>,
-) -> Result<Option<ProxyRequest>, Later> {
+) -> Option<ProxyRequest> {
     let size = info.map(|i| i.size);
-    if !proxy::wants_proxy(cfg, path.as_str(), size, req.headers(), req.query()) {
-        return Ok(None);
-    }
-    req.proxy_request(client, path.encoded(), info)
-        .map(Some)
-        .ok_or(Later::General)
+    proxy::wants_proxy(cfg, path.as_str(), size, req.headers(), req.query())
+        .then(|| req.proxy_request(client, path.encoded(), info))
 }
 
 /// What the access log says of a request; taken only when that log is on

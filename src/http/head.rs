@@ -67,15 +67,13 @@ pub trait RequestHead {
     fn path(&self) -> &str;
     fn query(&self) -> Option<&str>;
     fn headers(&self) -> &Self::Headers;
-    /// What a proxied answer needs of the request, or `None` when this
-    /// request cannot be proxied from where it was parsed (the handler then
-    /// asks for the general path, see `download::Later::General`).
+    /// What a proxied answer needs of the request.
     fn proxy_request(
         &self,
         client: IpAddr,
         path_encoded: &str,
         info: Option<&FileInfo>,
-    ) -> Option<ProxyRequest>;
+    ) -> ProxyRequest;
 }
 
 impl<B> RequestHead for Request<B> {
@@ -97,14 +95,14 @@ impl<B> RequestHead for Request<B> {
         client: IpAddr,
         path_encoded: &str,
         info: Option<&FileInfo>,
-    ) -> Option<ProxyRequest> {
-        Some(ProxyRequest::new(
+    ) -> ProxyRequest {
+        ProxyRequest::new(
             Request::method(self),
             Request::headers(self),
             client,
             path_encoded,
             info,
-        ))
+        )
     }
 }
 
