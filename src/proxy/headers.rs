@@ -56,19 +56,26 @@ pub(crate) fn upstream_headers_raw(
     client: &[httparse::Header<'_>],
     client_ip: IpAddr,
 ) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
-    for c in client {
-        let Some(name) = FORWARDED.iter().find(|n| {
+    let forwarded = client.iter().filter_map(|c| {
+        let name = FORWARDED.iter().find(|n| {
             c.name
                 .as_bytes()
                 .eq_ignore_ascii_case(n.as_str().as_bytes())
-        }) else {
-            continue;
-        };
+        })?;
         // httparse took the value; a header map takes the same bytes.
-        if let Ok(v) = HeaderValue::from_bytes(c.value) {
-            h.append(name.clone(), v);
-        }
+        Some((name.clone(), HeaderValue::from_bytes(c.value).ok()?))
+    });
+    with_this_hop(forwarded, client_ip)
+}
+
+/// The forwarded client headers, then `Via` and the client's address.
+fn with_this_hop(
+    forwarded: impl Iterator<Item = (HeaderName, HeaderValue)>,
+    client_ip: IpAddr,
+) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    for (name, v) in forwarded {
+        h.append(name, v);
     }
     h.insert(header::VIA, via());
     if let Some(v) = ip_value(client_ip) {
@@ -88,17 +95,11 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 pub(crate) fn upstream_headers(client: &HeaderMap, client_ip: IpAddr) -> HeaderMap {
     // A request carries a handful of headers: one pass over them is cheaper
     // than a lookup for each forwarded name.
-    let mut h = HeaderMap::with_capacity(8);
-    for (name, v) in client {
-        if FORWARDED.contains(name) {
-            h.append(name.clone(), v.clone());
-        }
-    }
-    h.insert(header::VIA, via());
-    if let Some(v) = ip_value(client_ip) {
-        h.insert(X_FORWARDED_FOR, v);
-    }
-    h
+    let forwarded = client
+        .iter()
+        .filter(|(name, _)| FORWARDED.contains(name))
+        .map(|(name, v)| (name.clone(), v.clone()));
+    with_this_hop(forwarded, client_ip)
 }
 
 /// An address as a header value, formatted without a temporary `String`
@@ -271,6 +272,45 @@ mod tests {
             let v = ip_value(ip.parse().unwrap()).unwrap();
             assert_eq!(v, ip);
         }
+    }
+
+    #[test]
+    fn both_header_sources_send_mirrors_the_same() {
+        let raw = [
+            httparse::Header {
+                name: "Range",
+                value: b"bytes=0-9",
+            },
+            httparse::Header {
+                name: "cookie",
+                value: b"s=1",
+            },
+            httparse::Header {
+                name: "X-Forwarded-For",
+                value: b"6.6.6.6",
+            },
+            httparse::Header {
+                name: "user-agent",
+                value: b"apt",
+            },
+            httparse::Header {
+                name: "If-None-Match",
+                value: b"\"a\"",
+            },
+        ];
+        let mut map = HeaderMap::new();
+        for h in &raw {
+            map.append(
+                HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(h.value).unwrap(),
+            );
+        }
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = upstream_headers_raw(&raw, ip);
+        assert_eq!(a, upstream_headers(&map, ip));
+        assert!(a.get("cookie").is_none());
+        assert_eq!(a["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(a["range"], "bytes=0-9");
     }
 
     #[test]
