@@ -58,6 +58,22 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Idle for `timeout` or more at `now`: to be closed, not used.
+    fn expired(&self, now: Instant, timeout: Duration) -> bool {
+        now.duration_since(self.since) >= timeout
+    }
+}
+
+/// Takes the oldest connection of `list` if it has expired (the oldest are first).
+fn pop_expired(list: &mut VecDeque<Idle>, now: Instant, timeout: Duration) -> Option<Idle> {
+    if list.front()?.expired(now, timeout) {
+        list.pop_front()
+    } else {
+        None
+    }
+}
+
 impl Pool {
     /// A pool that keeps at most `max_idle` idle connections per mirror, for
     /// at most `idle_timeout` each, and connects with `connector`.
@@ -141,8 +157,9 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let list = idle.get_mut(key)?;
+        let now = Instant::now();
         while let Some(c) = list.pop_back() {
-            if c.sender.is_ready() && c.since.elapsed() < self.inner.idle_timeout {
+            if c.sender.is_ready() && !c.expired(now, self.inner.idle_timeout) {
                 return Some(c.sender);
             }
         }
@@ -158,13 +175,8 @@ impl Pool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let list = idle.entry_ref(key).or_default();
-        // The oldest are first: those past the idle time go (and are closed).
-        while list
-            .front()
-            .is_some_and(|c| now.duration_since(c.since) >= self.inner.idle_timeout)
-        {
-            list.pop_front();
-        }
+        // Those past the idle time go (and are closed).
+        while pop_expired(list, now, self.inner.idle_timeout).is_some() {}
         if list.len() >= self.inner.max_idle {
             list.pop_front();
         }
@@ -209,11 +221,8 @@ async fn sweep(pool: Weak<Inner>, idle_timeout: Duration) {
         {
             let mut idle = inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
             for list in idle.values_mut() {
-                while list
-                    .front()
-                    .is_some_and(|c| now.duration_since(c.since) >= idle_timeout)
-                {
-                    expired.extend(list.pop_front());
+                while let Some(c) = pop_expired(list, now, idle_timeout) {
+                    expired.push(c);
                 }
             }
             idle.retain(|_, list| !list.is_empty());
