@@ -57,7 +57,7 @@ use tokio::net::TcpStream;
 use super::body::ResponseBody;
 use super::download::{Answer, Direct, PublicHandler};
 use super::head::{RawHeaders, RequestHead};
-use super::redirect::{end_head, header_line, status_line, Tail};
+use super::redirect::{end_head, header_line, push_hex, status_line, Tail};
 use super::stop::StopWait;
 use super::Resp;
 use crate::content::FileInfo;
@@ -235,6 +235,12 @@ fn step(
         close: head.close,
     };
     match handler.handle_direct(peer, &head, now) {
+        // A body to stream is written where the connection can be awaited.
+        Direct::Now(Answer::Response(resp)) if is_streamed(&resp) => Step::Wait {
+            used,
+            tail,
+            answer: Box::pin(std::future::ready(Answer::Response(resp))),
+        },
         Direct::Now(answer) => {
             write_answer(out, answer, &tail.tail(date));
             Step::Answered {
@@ -349,7 +355,8 @@ static TARGET: [bool; 256] = {
     t
 };
 
-/// Writes `answer` as hyper would write it.
+/// Writes `answer` as hyper would write it; a body to stream goes to
+/// [`write_streamed`] instead (`step` sees to it).
 fn write_answer(out: &mut Vec<u8>, answer: Answer, tail: &Tail<'_>) {
     match answer {
         Answer::Redirect(r) => r.write_h1(out, tail),
@@ -361,22 +368,15 @@ fn write_response(out: &mut Vec<u8>, resp: Resp, tail: &Tail<'_>) {
     let (parts, body) = resp.into_parts();
     let body = match full_bytes(body) {
         Some(b) => b,
-        // The direct path never proxies (see `DirectHead::proxy_request`).
+        // Not reached: streamed bodies go to `write_streamed`.
         None => {
             let resp = super::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
             return write_response(out, resp, tail);
         }
     };
-    status_line(out, parts.status);
-    for (name, value) in &parts.headers {
-        header_line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    // As hyper: no length and no body for 204 and 304; a length set by the
-    // answer stands.
-    let bodiless = matches!(
-        parts.status,
-        StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
-    );
+    write_head_lines(out, &parts);
+    // A length set by the answer stands.
+    let bodiless = no_body(parts.status);
     let length = (!bodiless && !parts.headers.contains_key(http::header::CONTENT_LENGTH))
         .then_some(body.len());
     end_head(
@@ -388,6 +388,19 @@ fn write_response(out: &mut Vec<u8>, resp: Resp, tail: &Tail<'_>) {
     if !bodiless && !tail.head {
         out.extend_from_slice(&body);
     }
+}
+
+/// The status line and the response's own header lines.
+fn write_head_lines(out: &mut Vec<u8>, parts: &http::response::Parts) {
+    status_line(out, parts.status);
+    for (name, value) in &parts.headers {
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
+/// As hyper: no length and no body for 1xx, 204 and 304.
+fn no_body(status: StatusCode) -> bool {
+    status.is_informational() || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
 }
 
 /// A response whose body comes from a mirror, to be streamed.
@@ -410,18 +423,9 @@ async fn write_streamed(
     tail: &Tail<'_>,
 ) -> io::Result<()> {
     let (parts, body) = resp.into_parts();
-    status_line(out, parts.status);
-    for (name, value) in &parts.headers {
-        header_line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    // As hyper: no body for HEAD, 1xx, 204 and 304; the mirror's length
-    // when it gave one, else chunks.
-    let bodiless = tail.head
-        || parts.status.is_informational()
-        || matches!(
-            parts.status,
-            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
-        );
+    write_head_lines(out, &parts);
+    // No body for HEAD either; the mirror's length when it gave one, else chunks.
+    let bodiless = tail.head || no_body(parts.status);
     let length = match parts.headers.get(http::header::CONTENT_LENGTH) {
         Some(v) => Some(
             v.to_str()
@@ -488,22 +492,6 @@ async fn write_streamed(
         out.extend_from_slice(b"0\r\n\r\n");
     }
     write(stream, out).await
-}
-
-fn push_hex(out: &mut Vec<u8>, n: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = HEX[n & 15];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// The bytes of a body held in memory; `None` for a proxied body.

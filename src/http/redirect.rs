@@ -53,8 +53,7 @@ impl Block {
 
     /// Starts a header line; the bytes pushed until `end_line` are its value.
     fn start_line(&mut self, name_colon_space: &[u8]) {
-        self.buf.extend_from_slice(name_colon_space);
-        self.values[self.count].0 = self.buf.len() as u32;
+        self.start_line_with(name_colon_space, name_colon_space.len());
     }
 
     /// Starts a header line with `opening`, whose value starts after its
@@ -267,13 +266,24 @@ pub fn push_decimal(buf: &mut Vec<u8>, n: usize) {
         buf.push(b'0' + n as u8);
         return;
     }
+    push_digits(buf, n, 10);
+}
+
+/// `n` in lower-case hexadecimal (a chunk size).
+pub fn push_hex(buf: &mut Vec<u8>, n: usize) {
+    push_digits(buf, n, 16);
+}
+
+fn push_digits(buf: &mut Vec<u8>, n: usize, base: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Enough for usize in base 10 or 16.
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = n;
     loop {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
+        digits[at] = DIGITS[n % base];
+        n /= base;
         if n == 0 {
             break;
         }
@@ -291,6 +301,9 @@ mod tests {
             let mut b = Vec::new();
             push_decimal(&mut b, n);
             assert_eq!(b, n.to_string().as_bytes());
+            let mut h = Vec::new();
+            push_hex(&mut h, n);
+            assert_eq!(h, format!("{n:x}").as_bytes());
         }
     }
 
