@@ -3,7 +3,7 @@
 //! off the socket. Its answers must be the very bytes hyper would write;
 //! whatever it does not take (a body, an old version, an odd target, a long
 //! head, another method) goes to hyper on the same connection; its limits
-//! (header timeout, shutdown) hold.
+//! (header timeout, head size, shutdown) hold.
 
 mod support;
 
@@ -410,9 +410,8 @@ async fn heads_past_the_direct_limits_get_hypers_answers() {
     assert_eq!(r.header("location"), None);
     c.eof().await;
 
-    // 256 KiB: past anything hyper buffers (64 KiB, and the most one read
-    // may add to it): 431, and the connection ends, reset if the rest of
-    // the head was never read.
+    // 256 KiB: past hyper's 64 KiB, refused before it is all read: 431, and
+    // the connection ends, reset if the rest of the head was never read.
     let mut c = RawConn::connect(w.addr()).await;
     let filler = format!("X-Filler: {}\r\n", "a".repeat(256 * 1024));
     c.send_until_closed(request("GET", "/longer.iso", &filler).as_bytes())
@@ -420,6 +419,40 @@ async fn heads_past_the_direct_limits_get_hypers_answers() {
     let r = c.response(false).await;
     assert_eq!(r.status, 431, "{}", r.text());
     c.closed().await;
+}
+
+/// A request for `path` exactly `len` bytes long, head and all, made so by
+/// one long header.
+fn head_of_len(path: &str, len: usize) -> String {
+    let bare = request("GET", path, "X-Filler: \r\n").len();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(len - bare));
+    let head = request("GET", path, &filler);
+    assert_eq!(head.len(), len);
+    head
+}
+
+#[tokio::test]
+async fn no_head_over_64_kib_is_served_even_in_one_read() {
+    let w = world("").await;
+    // Exactly 64 KiB, in one write: served (by hyper: past the direct 16 KiB).
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(head_of_len("/limit.iso", 64 * 1024).as_bytes())
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert!(r.header("location").unwrap().ends_with("/limit.iso"));
+
+    // One byte more, and about 100 KiB: each in one write, so that one read
+    // may bring hyper the whole head; refused all the same, never answered.
+    for len in [64 * 1024 + 1, 100 * 1024] {
+        let mut c = RawConn::connect(w.addr()).await;
+        c.send_until_closed(head_of_len("/over.iso", len).as_bytes())
+            .await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 431, "{len} bytes: {}", r.text());
+        assert_eq!(r.header("location"), None);
+        c.closed().await;
+    }
 }
 
 #[tokio::test]

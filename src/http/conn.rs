@@ -24,8 +24,8 @@
 //! RFC 3986's; a body or body framing (`Content-Length`,
 //! `Transfer-Encoding`), `Expect` or `Upgrade`; a head that does not parse,
 //! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes.
-//! hyper then answers with its own rules and limits (400, 431, the 64 KiB
-//! head limit), so anything unusual meets the general, well-trodden code; a
+//! hyper then answers with its own rules and limits (400, 431 past
+//! [`HEAD_LIMIT`]), so anything unusual meets the general, well-trodden code; a
 //! test holds the bytes of both paths' answers equal, so a client cannot
 //! tell which one answered.
 //!
@@ -66,8 +66,12 @@ use crate::proxy::ProxyRequest;
 /// Headers a request may have on this path (hyper takes up to 100).
 pub const MAX_HEADERS: usize = 64;
 /// The longest request head read on this path; a longer one goes to hyper,
-/// whose limit is `max_buf_size` (64 KiB).
+/// whose limit is [`HEAD_LIMIT`].
 pub const MAX_HEAD: usize = 16 * 1024;
+/// The longest request head served at all: hyper refuses a longer one with
+/// 431 and closes the connection, and every head over [`MAX_HEAD`] goes to
+/// hyper, so the limit holds on both paths (`server.rs` sets it).
+pub const HEAD_LIMIT: usize = 64 * 1024;
 
 /// What every connection needs from the listener.
 pub struct ConnSettings {

@@ -18,7 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use super::conn::{self, ConnSettings};
+use super::conn::{self, ConnSettings, HEAD_LIMIT};
 use super::stop::Stop;
 use super::{PublicHandler, Resp};
 
@@ -47,7 +47,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        // `max_buf_size` alone is no head limit: hyper checks it only while a
+        // head is incomplete, and a read may fill all the spare room of its
+        // buffer, which grows by doubling past that size. So a long head that
+        // arrives at once parses whole and is served. `max_header_size` is
+        // checked against every head parsed, however it arrived.
+        .max_buf_size(HEAD_LIMIT)
+        .max_header_size(HEAD_LIMIT);
     let settings = Arc::new(ConnSettings {
         header_timeout: opts.header_timeout,
         hyper: builder,
