@@ -34,6 +34,8 @@
 #   PIN [auto]          auto: both proxies on the last allowed CPU, wrk and the
 #                       mirror on the others; off: no pinning
 #   CARGO_TARGET_DIR    honoured as cargo does (default: target/ in the repo)
+#   MIRRORGATE_BIN      measure this mirrorgate binary instead of building one
+#                       (to compare two builds with the same script)
 
 set -euo pipefail
 
@@ -68,9 +70,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # --- build ----------------------------------------------------------------------
 
-say "building the release binary"
-cargo build --release --quiet --bin mirrorgate
-MIRRORGATE=$TARGET/release/mirrorgate
+if [[ -n ${MIRRORGATE_BIN:-} ]]; then
+    MIRRORGATE=$MIRRORGATE_BIN
+else
+    say "building the release binary"
+    cargo build --release --quiet --bin mirrorgate
+    MIRRORGATE=$TARGET/release/mirrorgate
+fi
 [[ -x $MIRRORGATE ]] || die "$MIRRORGATE was not built (is CARGO_TARGET_DIR the one cargo used?)"
 
 # --- the mirror's files -------------------------------------------------------------

@@ -21,10 +21,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use prometheus::IntGauge;
 use tokio::time::{Instant, Sleep};
 
+use super::client::UpstreamBody;
 use super::failover::Job;
-use super::pool::UpstreamBody;
 use super::resume::{resume, ResumePlan};
-use super::{client, StreamError, UpstreamError};
+use super::{StreamError, UpstreamError};
 
 type Resuming = Pin<Box<dyn Future<Output = Result<(usize, UpstreamBody), UpstreamError>> + Send>>;
 
@@ -150,8 +150,8 @@ impl Body for ProxyBody {
                     }
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    if let Some(err) = this.fail(client::classify_body(&e)) {
+                Poll::Ready(Some(Err(kind))) => {
+                    if let Some(err) = this.fail(kind) {
                         return Poll::Ready(Some(Err(err)));
                     }
                 }

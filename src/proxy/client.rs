@@ -1,5 +1,6 @@
 //! The upstream HTTP client: HTTP/1.1 with keep-alive to every mirror, plain
-//! `http://` mirrors through this crate's pool (`pool.rs`), HTTPS through
+//! `http://` mirrors through this crate's pool and HTTP/1.1 client (`pool.rs`,
+//! `h1.rs`), HTTPS through
 //! hyper-util's pooled client and rustls (ring, webpki roots) with HTTP/2
 //! where the mirror offers it in ALPN; and the mapping of its errors to
 //! [`UpstreamError`].
@@ -9,18 +10,22 @@
 
 use crate::tls::TlsRoots;
 use std::error::Error as StdError;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::pool::{Pool, UpstreamBody};
+use super::h1::H1Body;
+use super::pool::Pool;
 use super::UpstreamError;
 
 /// Idle pooled connections to one mirror; beyond this they are closed.
@@ -47,7 +52,7 @@ impl Upstream {
             return self.plain.send(req).await;
         }
         match self.tls.request(req).await {
-            Ok(resp) => Ok(resp.map(UpstreamBody::unpooled)),
+            Ok(resp) => Ok(resp.map(UpstreamBody::Tls)),
             Err(e) => Err(classify(&e)),
         }
     }
@@ -123,7 +128,41 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     }
 }
 
-/// The closed reason for a body that broke.
-pub(crate) fn classify_body(_e: &hyper::Error) -> UpstreamError {
-    UpstreamError::Body
+/// A mirror's answer body, from either client.
+pub(crate) enum UpstreamBody {
+    /// From a plain-http mirror; its connection goes back to the pool when
+    /// it has been read to the end.
+    Plain(H1Body),
+    /// From hyper-util's client (HTTPS), which pools by itself.
+    Tls(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = UpstreamError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
+        match self.get_mut() {
+            UpstreamBody::Plain(b) => Pin::new(b).poll_frame(cx),
+            // However hyper's body broke, the connection did.
+            UpstreamBody::Tls(b) => Pin::new(b).poll_frame(cx).map_err(|_| UpstreamError::Body),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Plain(b) => b.is_end_stream(),
+            UpstreamBody::Tls(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Plain(b) => b.size_hint(),
+            UpstreamBody::Tls(b) => b.size_hint(),
+        }
+    }
 }

@@ -18,7 +18,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Uri};
 
 use super::body::ProxyBody;
-use super::pool::UpstreamBody;
+use super::client::UpstreamBody;
 use super::resume::ResumePlan;
 use super::{headers, Ctx, UpstreamError};
 use crate::config::ProxyConfig;

@@ -8,7 +8,8 @@
 //! - `mode.rs`: redirect or proxy, for one request.
 //! - `client.rs`: the pooled upstream clients (HTTP/1.1 keep-alive, HTTPS
 //!   through rustls with HTTP/2 where offered) and their error mapping;
-//!   `pool.rs`: the connection pool for plain-http mirrors.
+//!   `pool.rs`: the connection pool for plain-http mirrors, `h1.rs`: the
+//!   HTTP/1.1 exchange on one of its connections.
 //! - `headers.rs`: what is forwarded to mirrors and back (hop-by-hop headers
 //!   removed, `Via` and `X-Forwarded-For` added).
 //! - `failover.rs`: the request tried on mirror after mirror until one answers
@@ -25,6 +26,7 @@ mod body;
 mod client;
 mod error;
 mod failover;
+mod h1;
 mod headers;
 mod mode;
 mod passive;

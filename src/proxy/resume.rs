@@ -14,8 +14,8 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
+use super::client::UpstreamBody;
 use super::failover::{attempt, Job};
-use super::pool::UpstreamBody;
 use super::UpstreamError;
 use crate::metrics::FailoverPhase;
 
