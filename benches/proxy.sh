@@ -36,6 +36,8 @@
 #   CARGO_TARGET_DIR    honoured as cargo does (default: target/ in the repo)
 #   MIRRORGATE_BIN      measure this mirrorgate binary instead of building one
 #                       (to compare two builds with the same script)
+#   HOLD [off]          on: measure nothing; after the checks, keep the servers
+#                       up (ports printed) until interrupted, for profiling
 
 set -euo pipefail
 
@@ -156,6 +158,11 @@ for name in nginx mirrorgate; do
         die "mirrorgate did not proxy $LARGE_PATH (no Via: mirrorgate)"
     fi
 done
+
+if [[ ${HOLD:-off} == on ]]; then
+    say "holding: mirrorgate pid $MG_PID on :$MG_PORT, nginx proxy on :$NGINX_PORT, small paths in $PATHS; Ctrl-C ends"
+    while :; do sleep 3600; done
+fi
 
 # --- measuring ------------------------------------------------------------------------
 
