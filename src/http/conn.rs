@@ -477,17 +477,17 @@ async fn write_streamed(
             push_hex(out, data.len());
             out.extend_from_slice(b"\r\n");
         }
+        let end: &[u8] = if chunked { b"\r\n" } else { b"" };
+        // Out before the next frame is awaited (the client may be waiting),
+        // in one system call either way.
         if out.len() + data.len() <= GATHER {
             out.extend_from_slice(&data);
-        } else {
+            out.extend_from_slice(end);
             write(stream, out).await?;
-            stream.write_all(&data).await?;
+        } else {
+            write_all_vectored(stream, [out.as_slice(), &data, end]).await?;
+            out.clear();
         }
-        if chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        // Out before the next frame is awaited: the client may be waiting.
-        write(stream, out).await?;
     }
     if length.is_some_and(|len| sent != len) {
         return Err(io::Error::other("a mirror's body ended short"));
@@ -511,6 +511,30 @@ fn full_bytes(body: ResponseBody) -> Option<Bytes> {
     match Pin::new(&mut full).poll_frame(&mut cx) {
         Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap_or_default()),
         _ => Some(Bytes::new()),
+    }
+}
+
+/// Writes all of `parts`, in order, gathered in as few system calls as the
+/// socket takes them.
+async fn write_all_vectored<const N: usize>(
+    stream: &mut TcpStream,
+    mut parts: [&[u8]; N],
+) -> io::Result<()> {
+    loop {
+        let slices = parts.map(io::IoSlice::new);
+        let first = parts.iter().position(|p| !p.is_empty());
+        let Some(first) = first else {
+            return Ok(());
+        };
+        let mut n = stream.write_vectored(&slices[first..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        for p in &mut parts[first..] {
+            let k = n.min(p.len());
+            *p = &p[k..];
+            n -= k;
+        }
     }
 }
 

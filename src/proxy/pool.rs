@@ -11,7 +11,12 @@
 //!
 //! Connecting (DNS, the connect timeout, `TCP_NODELAY`) is hyper-util's
 //! `HttpConnector`. An idle connection on which the mirror has sent anything
-//! (its close, or an unasked answer) is not used. A `GET` or `HEAD` that a
+//! (its close, or an unasked answer such as the `408` some servers send
+//! before closing an idle connection) is not used; the socket is asked only
+//! when the connection has been idle for [`PEEK_AFTER`] or more, since no
+//! mirror times out an idle connection sooner, and asking costs a system
+//! call that most requests, on connections idle for microseconds, need not
+//! pay. A `GET` or `HEAD` that a
 //! reused connection dropped before any byte of an answer came (the mirror
 //! closed it while it was idle) is sent again, on another idle connection or
 //! a new one; a request on a new connection is never sent twice.
@@ -36,6 +41,10 @@ use super::client::UpstreamBody;
 use super::h1::{Conn, ExchangeError, H1Body};
 use super::UpstreamError;
 
+/// Idle for this long, a connection is checked for anything the mirror sent
+/// before it is used (see the module's doc).
+const PEEK_AFTER: Duration = Duration::from_secs(1);
+
 /// Idle connections to plain-http mirrors; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Pool {
@@ -48,6 +57,7 @@ struct Inner {
     idle: Mutex<hashbrown::HashMap<String, VecDeque<Idle>>>,
     max_idle: usize,
     idle_timeout: Duration,
+    peek_after: Duration,
 }
 
 struct Idle {
@@ -77,12 +87,23 @@ impl Pool {
     /// Made within a tokio runtime, it sweeps out expired idle connections
     /// on its own; elsewhere only when it is next used.
     pub fn new(connector: HttpConnector, max_idle: usize, idle_timeout: Duration) -> Pool {
+        Pool::with_peek_after(connector, max_idle, idle_timeout, PEEK_AFTER)
+    }
+
+    /// [`Pool::new`], checking connections idle for `peek_after` or more.
+    fn with_peek_after(
+        connector: HttpConnector,
+        max_idle: usize,
+        idle_timeout: Duration,
+        peek_after: Duration,
+    ) -> Pool {
         let pool = Pool {
             inner: Arc::new(Inner {
                 connector,
                 idle: Mutex::new(hashbrown::HashMap::new()),
                 max_idle,
                 idle_timeout,
+                peek_after,
             }),
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -147,7 +168,10 @@ impl Pool {
         let list = idle.get_mut(key)?;
         let now = Instant::now();
         while let Some(c) = list.pop_back() {
-            if !c.expired(now, self.inner.idle_timeout) && c.conn.is_quiet() {
+            if c.expired(now, self.inner.idle_timeout) {
+                continue;
+            }
+            if now.duration_since(c.since) < self.inner.peek_after || c.conn.is_quiet() {
                 return Some(c.conn);
             }
         }
