@@ -19,10 +19,12 @@
 #       DURATION (bytes/s; wrk counts bytes as they arrive), and mirrorgate's
 #       peak RSS (VmHWM, reset before the run) during it;
 #   (2) small: requests/s rotating over the small files.
-# and prints medians and ratios. Every process it starts is stopped on exit.
+# and prints medians and ratios: the ratio of each round's back-to-back pair
+# (nginx first in odd rounds, mirrorgate first in even ones) and their median,
+# which the verdict uses. Every process it starts is stopped on exit.
 #
 # Settings (environment variables, defaults in brackets):
-#   ROUNDS [3]          rounds; each runs nginx, then mirrorgate, for each case
+#   ROUNDS [5]          rounds; each runs both proxies back to back, for each case
 #   DURATION [10s]      length of one wrk run
 #   WARMUP [2s]         unmeasured wrk run per server and case before round 1
 #   CONNECTIONS [64]    wrk connections (= concurrent downloads)
@@ -44,7 +46,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -178,11 +180,25 @@ for name in nginx mirrorgate; do
 done
 
 say "measuring: $ROUNDS round(s) of $DURATION per case, nginx then mirrorgate"
+# Odd rounds run nginx first, even rounds mirrorgate first: the machine's
+# speed drifts, and a fixed order would hand the drift to one side.
+measure_pair() {
+    local case=$1 round=$2 first=$3
+    local ng=(nginx "$case" "http://127.0.0.1:$NGINX_PORT$4" "$5" "$NGINX_WORKER" "$round")
+    local mg=(mirrorgate "$case" "http://127.0.0.1:$MG_PORT$4" "$5" "$MG_PID" "$round")
+    if [[ $first == nginx ]]; then
+        proxy_measure "${ng[@]}"
+        proxy_measure "${mg[@]}"
+    else
+        proxy_measure "${mg[@]}"
+        proxy_measure "${ng[@]}"
+    fi
+}
 for round in $(seq "$ROUNDS"); do
-    proxy_measure nginx large "http://127.0.0.1:$NGINX_PORT$LARGE_PATH" "$LARGE_PATH" "$NGINX_WORKER" "$round"
-    proxy_measure mirrorgate large "http://127.0.0.1:$MG_PORT$LARGE_PATH" "$LARGE_PATH" "$MG_PID" "$round"
-    proxy_measure nginx small "http://127.0.0.1:$NGINX_PORT/" "@$PATHS" "$NGINX_WORKER" "$round"
-    proxy_measure mirrorgate small "http://127.0.0.1:$MG_PORT/" "@$PATHS" "$MG_PID" "$round"
+    first=nginx
+    ((round % 2)) || first=mirrorgate
+    measure_pair large "$round" "$first" "$LARGE_PATH" "$LARGE_PATH"
+    measure_pair small "$round" "$first" / "@$PATHS"
 done
 RSS_END=$(proc_kib "$MG_PID" VmRSS)
 
@@ -204,8 +220,18 @@ SC_NG=$(med nginx small 6) SC_MG=$(med mirrorgate small 6)
 us_per_req() { awk -F'\t' -v n="$1" '$1 == n && $2 == "small" && $4 > 0 {print 1e4 * $6 / $4}' "$RESULTS" | sort -g |
     awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 SU_NG=$(us_per_req nginx) SU_MG=$(us_per_req mirrorgate)
-L_RATIO=$(ratio "$L_MG" "$L_NG")
-S_RATIO=$(ratio "$S_MG" "$S_NG")
+# The ratio of each round's pair (measured back to back, so under the same
+# conditions), and their median: steadier than the ratio of the medians when
+# the machine's speed changes between rounds.
+round_ratios() { awk -F'\t' -v k="$1" -v c="$2" '$2 == k {v[$1, $3] = $c; r[$3] = 1}
+    END {for (i in r) if (v["nginx", i] > 0) printf "%.2f\n", v["mirrorgate", i] / v["nginx", i]}' "$RESULTS" | sort -g; }
+median() { awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+L_ROUNDS=$(round_ratios large 5 | tr '\n' ' ')
+S_ROUNDS=$(round_ratios small 4 | tr '\n' ' ')
+L_RATIO=$(round_ratios large 5 | median)
+S_RATIO=$(round_ratios small 4 | median)
+L_MED_RATIO=$(ratio "$L_MG" "$L_NG")
+S_MED_RATIO=$(ratio "$S_MG" "$S_NG")
 PEAK_MG=$(maxcol mirrorgate large 7)
 PEAK_NG=$(maxcol nginx large 7)
 PEAK_MG_SMALL=$(maxcol mirrorgate small 7)
@@ -213,12 +239,14 @@ PEAK_MG_SMALL=$(maxcol mirrorgate small 7)
 echo
 echo "mirrorgate proxy benchmark: median of $ROUNDS round(s), $DURATION each, $CONNECTIONS connections"
 printf '  %-34s %14s %14s %7s\n' case nginx mirrorgate ratio
-printf '  %-34s %14.0f %14.0f %7s\n' "large ($LARGE_MIB MiB x $CONNECTIONS), MiB/s" "$L_NG" "$L_MG" "$L_RATIO"
-printf '  %-34s %14.0f %14.0f %7s\n' "small ($SMALL_COUNT files 4-64 KiB), req/s" "$S_NG" "$S_MG" "$S_RATIO"
+printf '  %-34s %14.0f %14.0f %7s\n' "large ($LARGE_MIB MiB x $CONNECTIONS), MiB/s" "$L_NG" "$L_MG" "$L_MED_RATIO"
+printf '  %-34s %14.0f %14.0f %7s\n' "small ($SMALL_COUNT files 4-64 KiB), req/s" "$S_NG" "$S_MG" "$S_MED_RATIO"
 printf '  %-34s %14.0f %14.0f\n' "small, MiB/s" "$S_NG_B" "$S_MG_B"
 printf '  %-34s %13.0f%% %13.0f%%\n' "server CPU, large" "$LC_NG" "$LC_MG"
 printf '  %-34s %13.0f%% %13.0f%%\n' "server CPU, small" "$SC_NG" "$SC_MG"
 printf '  %-34s %14.1f %14.1f %7s\n' "small, CPU-us/req (nginx/mg)" "$SU_NG" "$SU_MG" "$(ratio "$SU_NG" "$SU_MG")"
+echo "  ratio of each round's pair, large: ${L_ROUNDS}(median $L_RATIO)"
+echo "  ratio of each round's pair, small: ${S_ROUNDS}(median $S_RATIO)"
 echo
 echo "  mirrorgate RSS: $((RSS_START / 1024)) MiB after start, $((RSS_END / 1024)) MiB at the end"
 echo "  mirrorgate peak RSS (VmHWM) during the large runs: $((PEAK_MG / 1024)) MiB;" \
@@ -230,8 +258,8 @@ echo "  wrk:      ${CLIENT_CPUS:+taskset -c $CLIENT_CPUS }wrk -t$THREADS -c$CONN
 echo "  pinning:  $PINNING"
 for c in "large:$L_RATIO" "small:$S_RATIO"; do
     if awk -v r="${c#*:}" -v t="$TARGET_RATIO" 'BEGIN {exit !(r >= t)}'; then
-        echo "  verdict:  ${c%%:*}: mirrorgate reaches the target (${c#*:} >= $TARGET_RATIO)"
+        echo "  verdict:  ${c%%:*}: mirrorgate reaches the target (median pair ratio ${c#*:} >= $TARGET_RATIO)"
     else
-        echo "  verdict:  ${c%%:*}: mirrorgate is BELOW the target (${c#*:} < $TARGET_RATIO)"
+        echo "  verdict:  ${c%%:*}: mirrorgate is BELOW the target (median pair ratio ${c#*:} < $TARGET_RATIO)"
     fi
 done

@@ -8,15 +8,19 @@
 # $RUN/addr.txt (the address list rotate-xff.lua wants).
 # shellcheck shell=bash
 
-# free_port: a TCP port nothing listens on at 127.0.0.1 now (and that this
+# free_port: a TCP port no socket uses at 127.0.0.1 now (and that this
 # run has not handed out yet).
 declare -A GIVEN_PORTS=()
 free_port() {
-    local p
+    local p lo
+    # Below the kernel's ephemeral range, where no outgoing connection (of a
+    # run just ended, say) can hold the port; and held by no socket at all.
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((lo > 11000)) || lo=32768
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         [[ -z ${GIVEN_PORTS[$p]:-} ]] || continue
-        if [[ -z $(ss -Htln "sport = :$p") ]]; then
+        if [[ -z $(ss -Htan "sport = :$p") ]]; then
             GIVEN_PORTS[$p]=1
             echo "$p"
             return
