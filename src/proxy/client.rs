@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Method, Response, Uri};
 use http_body_util::Empty;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_rustls::HttpsConnector;
@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::h1::H1Body;
 use super::pool::Pool;
-use super::UpstreamError;
+use super::{headers, UpstreamError};
 
 /// Idle pooled connections to one mirror; beyond this they are closed.
 const MAX_IDLE_PER_HOST: usize = 64;
@@ -43,15 +43,22 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Sends `req` (an absolute URI) to its mirror.
+    /// Sends a request for `uri` (absolute) with `headers` to its mirror.
     pub async fn request(
         &self,
-        req: Request<Empty<Bytes>>,
+        method: &Method,
+        uri: Uri,
+        headers: &HeaderMap,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            return self.plain.send(req).await;
+        if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            // Written straight from the borrowed headers: no request built.
+            return self.plain.send(method, &uri, headers).await;
         }
-        match self.tls.request(req).await {
+        match self
+            .tls
+            .request(headers::request(method, uri, headers))
+            .await
+        {
             Ok(resp) => Ok(resp.map(UpstreamBody::Tls)),
             Err(e) => Err(classify(&e)),
         }

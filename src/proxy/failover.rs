@@ -120,8 +120,8 @@ pub(crate) async fn attempt(
             return Err(UpstreamError::Timeout);
         }
         let wait = job.settings.first_byte_timeout.min(left);
-        let req = headers::request(&job.method, uri, headers);
-        let mut resp = match tokio::time::timeout(wait, job.ctx.client.request(req)).await {
+        let request = job.ctx.client.request(&job.method, uri, headers);
+        let mut resp = match tokio::time::timeout(wait, request).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Err(kind)) => return Err(kind),
             Ok(Ok(r)) => r,

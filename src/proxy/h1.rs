@@ -164,10 +164,20 @@ impl Conn {
                 self.buf.advance(len);
                 continue;
             }
+            // One copy of the head holds every value: one allocation per
+            // answer rather than one per header.
+            let head = Bytes::copy_from_slice(&self.buf[..len]);
+            let start = self.buf.as_ptr() as usize;
             let mut map = HeaderMap::with_capacity(parsed.headers.len());
             for h in parsed.headers.iter() {
                 let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| refuse())?;
-                let value = HeaderValue::from_bytes(h.value).map_err(|_| refuse())?;
+                // httparse's values are slices of the buffer parsed.
+                let at = (h.value.as_ptr() as usize)
+                    .checked_sub(start)
+                    .ok_or_else(refuse)?;
+                let raw = head.get(at..at + h.value.len()).ok_or_else(refuse)?;
+                let value =
+                    HeaderValue::from_maybe_shared(head.slice_ref(raw)).map_err(|_| refuse())?;
                 map.append(name, value);
             }
             self.buf.advance(len);

@@ -151,7 +151,7 @@ pub(crate) fn request(method: &Method, uri: Uri, headers: &HeaderMap) -> Request
     let mut req = Request::new(Empty::new());
     *req.method_mut() = method.clone();
     *req.headers_mut() = headers.clone();
-    if let Some(host) = host_value(&uri) {
+    if let Some(host) = host(&uri).and_then(|h| HeaderValue::from_str(h).ok()) {
         req.headers_mut().insert(header::HOST, host);
     }
     *req.uri_mut() = uri;
@@ -159,13 +159,9 @@ pub(crate) fn request(method: &Method, uri: Uri, headers: &HeaderMap) -> Request
 }
 
 /// `Host` for a request to `uri`: its host, and its port unless it is the
-/// scheme's default; None (the client then sets it) when the authority
-/// carries user information.
-fn host_value(uri: &Uri) -> Option<HeaderValue> {
+/// scheme's default; never the user information of a URL.
+pub(crate) fn host(uri: &Uri) -> Option<&str> {
     let authority = uri.authority()?;
-    if authority.as_str().contains('@') {
-        return None;
-    }
     let default_port = match uri.scheme_str() {
         Some("https") => 443,
         _ => 80,
@@ -174,7 +170,8 @@ fn host_value(uri: &Uri) -> Option<HeaderValue> {
         Some(p) if p != default_port => authority.as_str(),
         _ => authority.host(),
     };
-    HeaderValue::from_str(text).ok()
+    // With user information, the authority's text starts with it.
+    Some(text.rsplit('@').next().unwrap_or(text))
 }
 
 /// Cleans a mirror's response headers for the client: hop-by-hop headers and
@@ -315,8 +312,7 @@ mod tests {
 
     #[test]
     fn host_carries_the_port_unless_it_is_the_default() {
-        let host =
-            |u: &str| host_value(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_string());
+        let host = |u: &str| super::host(&u.parse().unwrap()).map(str::to_string);
         assert_eq!(
             host("http://127.0.0.1:8080/pub/a").as_deref(),
             Some("127.0.0.1:8080")
@@ -341,8 +337,15 @@ mod tests {
             host("http://mirror.example/a").as_deref(),
             Some("mirror.example")
         );
-        // User information never goes into Host: the client builds it then.
-        assert_eq!(host("http://u:p@mirror.example/a"), None);
+        // User information never goes into Host.
+        assert_eq!(
+            host("http://u:p@mirror.example/a").as_deref(),
+            Some("mirror.example")
+        );
+        assert_eq!(
+            host("http://u:p@mirror.example:81/a").as_deref(),
+            Some("mirror.example:81")
+        );
         let req = request(
             &Method::GET,
             "http://m.example:81/x".parse().unwrap(),

@@ -30,15 +30,14 @@ use std::error::Error as StdError;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap};
-use http::{Method, Request, Response, Uri};
-use http_body_util::Empty;
+use http::{Method, Response, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
 use super::client::UpstreamBody;
 use super::h1::{Conn, ExchangeError, H1Body};
+use super::headers::host;
 use super::UpstreamError;
 
 /// Idle for this long, a connection is checked for anything the mirror sent
@@ -123,16 +122,17 @@ impl Pool {
         idle.values().map(VecDeque::len).sum()
     }
 
-    /// Sends `req` (an absolute `http://` URI, `Host` set) on an idle
-    /// connection to its mirror, or on a new one.
+    /// Sends a request for `uri` (an absolute `http://` URI) with `headers`
+    /// on an idle connection to its mirror, or on a new one.
     pub async fn send(
         &self,
-        req: Request<Empty<Bytes>>,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let uri = req.uri();
         let key = uri.authority().ok_or(UpstreamError::Other)?.as_str();
-        let head = request_head(req.method(), uri, req.headers());
-        let idempotent = matches!(*req.method(), Method::GET | Method::HEAD);
+        let head = request_head(method, uri, headers);
+        let idempotent = matches!(*method, Method::GET | Method::HEAD);
         loop {
             let (mut conn, reused) = match self.checkout(key) {
                 Some(c) => (c, true),
@@ -140,7 +140,7 @@ impl Pool {
                 // otherwise be moved along with every request's.
                 None => (Box::pin(self.connect(uri)).await?, false),
             };
-            match conn.exchange(&head, req.method()).await {
+            match conn.exchange(&head, method).await {
                 Ok(answer) => {
                     let back = answer.keep_alive.then(|| Checkin {
                         pool: self.clone(),
@@ -205,8 +205,9 @@ impl Pool {
     }
 }
 
-/// The request head for `uri` in origin form: request line, `Host` when the
-/// headers lack it, the headers, and the blank line.
+/// The request head for `uri` in origin form: request line, `Host` (from
+/// the URI, as `headers::host` makes it) unless the headers have one, the
+/// headers, and the blank line.
 fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(method.as_str().as_bytes());
@@ -214,9 +215,7 @@ fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> Vec<u8> {
     out.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if !headers.contains_key(header::HOST) {
-        if let Some(a) = uri.authority() {
-            // Never the user information of a URL.
-            let host = a.as_str().rsplit('@').next().unwrap_or_default();
+        if let Some(host) = host(uri) {
             out.extend_from_slice(b"host: ");
             out.extend_from_slice(host.as_bytes());
             out.extend_from_slice(b"\r\n");

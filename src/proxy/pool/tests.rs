@@ -1,4 +1,5 @@
 use super::*;
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper::service::service_fn;
@@ -51,11 +52,8 @@ async fn fetch(
     pool: &Pool,
     addr: std::net::SocketAddr,
 ) -> Result<(http::StatusCode, Bytes), UpstreamError> {
-    let req = Request::get(format!("http://{addr}/f"))
-        .header(http::header::HOST, addr.to_string())
-        .body(Empty::new())
-        .unwrap();
-    let resp = pool.send(req).await?;
+    let uri: Uri = format!("http://{addr}/f").parse().unwrap();
+    let resp = pool.send(&Method::GET, &uri, &HeaderMap::new()).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     Ok((status, body))
@@ -274,10 +272,11 @@ async fn chunks_interim_answers_and_head_requests_keep_the_connection() {
     .await;
     let pool = Pool::new(HttpConnector::new(), 4, Duration::from_secs(3600));
     get(&pool, addr).await;
-    let req = Request::head(format!("http://{addr}/f"))
-        .body(Empty::new())
+    let uri: Uri = format!("http://{addr}/f").parse().unwrap();
+    let resp = pool
+        .send(&Method::HEAD, &uri, &HeaderMap::new())
+        .await
         .unwrap();
-    let resp = pool.send(req).await.unwrap();
     assert_eq!(resp.headers()[http::header::CONTENT_LENGTH], "1000");
     assert!(resp.body().is_end_stream());
     // Back at once: a HEAD answer has no body to wait for.
@@ -323,4 +322,24 @@ async fn broken_answers_are_errors() {
     );
     let (addr, _, _) = scripted(vec![vec![Step::Answer(endless)]]).await;
     assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
+}
+
+#[test]
+fn the_request_head_is_written_in_origin_form_with_host() {
+    let mut h = HeaderMap::new();
+    h.insert(header::RANGE, "bytes=0-9".parse().unwrap());
+    h.insert(header::VIA, "1.1 mirrorgate".parse().unwrap());
+    let uri: Uri = "http://u:p@m.example:8080/pub/a%20b?x=1".parse().unwrap();
+    let head = request_head(&Method::GET, &uri, &h);
+    assert_eq!(
+        String::from_utf8(head).unwrap(),
+        "GET /pub/a%20b?x=1 HTTP/1.1\r\nhost: m.example:8080\r\nrange: bytes=0-9\r\nvia: 1.1 mirrorgate\r\n\r\n"
+    );
+    // A Host given is the one sent.
+    h.insert(header::HOST, "other.example".parse().unwrap());
+    let uri: Uri = "http://m.example/".parse().unwrap();
+    let head = String::from_utf8(request_head(&Method::HEAD, &uri, &h)).unwrap();
+    assert!(head.starts_with("HEAD / HTTP/1.1\r\n"), "{head}");
+    assert_eq!(head.matches("host:").count(), 1, "{head}");
+    assert!(head.contains("host: other.example\r\n"), "{head}");
 }
