@@ -456,8 +456,13 @@ async fn write_streamed(
         return write(stream, out).await;
     }
     let mut sent: u64 = 0;
+    // The next frame, read from the mirror while the last one was written.
+    let mut ahead = None;
     loop {
-        let frame = std::future::poll_fn(|cx| Pin::new(body.as_mut()).poll_frame(cx)).await;
+        let frame = match ahead.take() {
+            Some(frame) => frame,
+            None => std::future::poll_fn(|cx| Pin::new(body.as_mut()).poll_frame(cx)).await,
+        };
         let data = match frame {
             None => break,
             Some(Err(e)) => return Err(io::Error::other(e)),
@@ -483,9 +488,10 @@ async fn write_streamed(
         if out.len() + data.len() <= GATHER {
             out.extend_from_slice(&data);
             out.extend_from_slice(end);
-            write(stream, out).await?;
+            read_ahead(write(stream, out), &mut body, &mut ahead).await?;
         } else {
-            write_all_vectored(stream, [out.as_slice(), &data, end]).await?;
+            let w = write_all_vectored(stream, [out.as_slice(), &data, end]);
+            read_ahead(w, &mut body, &mut ahead).await?;
             out.clear();
         }
     }
@@ -512,6 +518,30 @@ fn full_bytes(body: ResponseBody) -> Option<Bytes> {
         Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap_or_default()),
         _ => Some(Bytes::new()),
     }
+}
+
+/// A frame of a proxied body, as polled.
+type Polled = Option<Result<hyper::body::Frame<Bytes>, crate::proxy::StreamError>>;
+
+/// Drives `write` to its end while the body's next frame is read into
+/// `ahead` (one at most): the mirror keeps sending while the client takes
+/// the last frame, as two tasks joined by a channel would let it, without
+/// the second task. Memory stays bounded: one frame in flight, one ahead.
+async fn read_ahead(
+    write: impl Future<Output = io::Result<()>>,
+    body: &mut crate::proxy::ProxyBody,
+    ahead: &mut Option<Polled>,
+) -> io::Result<()> {
+    let mut write = std::pin::pin!(write);
+    std::future::poll_fn(|cx| {
+        if ahead.is_none() {
+            if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+                *ahead = Some(frame);
+            }
+        }
+        write.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Writes all of `parts`, in order, gathered in as few system calls as the

@@ -1,9 +1,10 @@
 //! A proxied body: the mirror's body passed on frame by frame.
 //!
-//! Memory per transfer is one frame in flight plus hyper's buffers, whatever
-//! the file's size: the mirror's body is polled only when the client's
-//! connection asks for the next frame, so a slow client slows the reading
-//! from the mirror (TCP flow control does the rest). The idle timeout runs
+//! Memory per transfer is two frames at most (one being written to the
+//! client, one read ahead; see `write_streamed` in `http/conn.rs`) plus the
+//! sockets' buffers, whatever the file's size: the mirror's body is polled
+//! only when the client's connection asks for the next frame, so a slow
+//! client slows the reading from the mirror (TCP flow control does the rest). The idle timeout runs
 //! only while waiting on the mirror, never while the client is slow.
 //!
 //! When the mirror fails mid-body, the body resumes on the next mirror when
