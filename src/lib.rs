@@ -42,7 +42,10 @@
 //! - [`registry`]: the mirrors from the config, located by GeoIP when the
 //!   config leaves their location out.
 //! - [`proxy`]: for requests that are proxied rather than redirected, the
-//!   file streamed from the ranked mirrors with failover and passive health.
+//!   file streamed from the ranked mirrors with failover and passive health;
+//!   plain-http mirrors through an HTTP/1.1 client and pool of its own, driven
+//!   by the request's task (no task or channel per upstream connection),
+//!   HTTPS mirrors through hyper-util's client (HTTP/2 where offered).
 //! - [`formats`] and [`pages`]: Metalink, JSON, apt mirror lists and the HTML
 //!   pages, all rendered from the same ranking as [`explain`].
 //! - [`tls`]: the extra certificate authorities (`tls_roots`) every
