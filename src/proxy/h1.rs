@@ -41,6 +41,8 @@ use super::UpstreamError;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// The most headers an answer may have.
 pub const MAX_HEADERS: usize = 100;
+/// The most interim (1xx) answers read before the answer.
+pub const MAX_INTERIM: usize = 8;
 /// Free room made before each read: a small file's head and body arrive in
 /// one read. While a body fills every read, the room doubles up to
 /// [`MAX_READ_SIZE`]: fewer, larger frames halve the system calls of a large
@@ -120,9 +122,10 @@ impl Conn {
             return Err(ExchangeError::NoAnswer);
         }
         let mut got_any = false;
+        let mut interim = 0;
         loop {
             if !self.buf.is_empty() {
-                if let Some(answer) = self.parse_head(method)? {
+                if let Some(answer) = self.parse_head(method, &mut interim)? {
                     return Ok(answer);
                 }
             }
@@ -136,14 +139,19 @@ impl Conn {
     }
 
     /// The answer's head when the buffer holds all of it (interim answers
-    /// taken out); None when more must be read.
-    fn parse_head(&mut self, method: &Method) -> Result<Option<Answer>, ExchangeError> {
+    /// taken out and counted in `interim`); None when more must be read.
+    fn parse_head(
+        &mut self,
+        method: &Method,
+        interim: &mut usize,
+    ) -> Result<Option<Answer>, ExchangeError> {
         let refuse = || ExchangeError::Failed(UpstreamError::Other);
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut headers);
+            // The limit holds however the head arrived: whole in one read, too.
             let len = match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
                 Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
                 _ => return Err(refuse()),
             };
@@ -158,7 +166,10 @@ impl Conn {
             if status.is_informational() {
                 // 100 and 103 say nothing about the answer to come; a switch
                 // of protocol was never asked for.
-                if status == StatusCode::SWITCHING_PROTOCOLS {
+                // A stream of them would keep the request waiting until
+                // its timeout; a few are plenty.
+                *interim += 1;
+                if status == StatusCode::SWITCHING_PROTOCOLS || *interim > MAX_INTERIM {
                     return Err(refuse());
                 }
                 self.buf.advance(len);

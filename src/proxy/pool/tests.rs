@@ -1,4 +1,5 @@
 use super::*;
+use crate::proxy::h1::MAX_INTERIM;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Body;
@@ -311,6 +312,26 @@ async fn broken_answers_are_errors() {
             String::from_utf8_lossy(bad)
         );
     }
+    // Interim answers without end are not read forever.
+    let interims: &'static [u8] = Box::leak(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+            .repeat(MAX_INTERIM + 1)
+            .into_boxed_slice(),
+    );
+    let (addr, _, _) = scripted(vec![vec![Step::Answer(interims)]]).await;
+    assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
+    // A head over the limit is refused even when it arrives whole.
+    let big: &'static [u8] = Box::leak(
+        [
+            b"HTTP/1.1 200 OK\r\nx-filler: ".as_slice(),
+            &b"a".repeat(crate::proxy::h1::MAX_HEAD),
+            b"\r\ncontent-length: 2\r\n\r\nok",
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let (addr, _, _) = scripted(vec![vec![Step::Answer(big)]]).await;
+    assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
     // A head that never ends is not buffered past the limit.
     let endless: &'static [u8] = Box::leak(
         [
