@@ -223,9 +223,9 @@ SU_NG=$(us_per_req nginx) SU_MG=$(us_per_req mirrorgate)
 # The ratio of each round's pair (measured back to back, so under the same
 # conditions), and their median: steadier than the ratio of the medians when
 # the machine's speed changes between rounds.
-round_ratios() { awk -F'\t' -v k="$1" -v c="$2" '$2 == k {v[$1, $3] = $c; r[$3] = 1}
-    END {for (i in r) if (v["nginx", i] > 0) printf "%.2f\n", v["mirrorgate", i] / v["nginx", i]}' "$RESULTS" | sort -g; }
-median() { awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+round_ratios() { awk -F'\t' -v k="$1" -v c="$2" '$2 == k {v[$1, $3] = $c; if ($3 > n) n = $3}
+    END {for (i = 1; i <= n; i++) if (v["nginx", i] > 0) printf "%.2f\n", v["mirrorgate", i] / v["nginx", i]}' "$RESULTS"; }
+median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 L_ROUNDS=$(round_ratios large 5 | tr '\n' ' ')
 S_ROUNDS=$(round_ratios small 4 | tr '\n' ' ')
 L_RATIO=$(round_ratios large 5 | median)
@@ -245,8 +245,8 @@ printf '  %-34s %14.0f %14.0f\n' "small, MiB/s" "$S_NG_B" "$S_MG_B"
 printf '  %-34s %13.0f%% %13.0f%%\n' "server CPU, large" "$LC_NG" "$LC_MG"
 printf '  %-34s %13.0f%% %13.0f%%\n' "server CPU, small" "$SC_NG" "$SC_MG"
 printf '  %-34s %14.1f %14.1f %7s\n' "small, CPU-us/req (nginx/mg)" "$SU_NG" "$SU_MG" "$(ratio "$SU_NG" "$SU_MG")"
-echo "  ratio of each round's pair, large: ${L_ROUNDS}(median $L_RATIO)"
-echo "  ratio of each round's pair, small: ${S_ROUNDS}(median $S_RATIO)"
+echo "  ratio of each round's pair, by round, large: ${L_ROUNDS}(median $L_RATIO)"
+echo "  ratio of each round's pair, by round, small: ${S_ROUNDS}(median $S_RATIO)"
 echo
 echo "  mirrorgate RSS: $((RSS_START / 1024)) MiB after start, $((RSS_END / 1024)) MiB at the end"
 echo "  mirrorgate peak RSS (VmHWM) during the large runs: $((PEAK_MG / 1024)) MiB;" \
