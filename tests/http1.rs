@@ -30,22 +30,7 @@ const SITES: [(&str, &str, f64, f64); 3] = [
 const FALLBACK: &str = "http://origin.test/pub/";
 
 async fn world(limits: &str) -> World {
-    let mut mirrors = Vec::new();
-    for _ in SITES {
-        mirrors.push(FakeMirror::start().await);
-    }
-    let ms: Vec<M> = SITES
-        .iter()
-        .zip(&mirrors)
-        .map(|((name, cc, lat, lon), f)| M {
-            name,
-            url: f.url(),
-            cc,
-            lat: *lat,
-            lon: *lon,
-            extra: "exclude_countries: [FR]",
-        })
-        .collect();
+    let (mirrors, ms) = mirrors_at(&SITES, |_| "exclude_countries: [FR]").await;
     let top = format!("{TRUSTED_MANUAL_PROBES}\nfallback: {FALLBACK}\n{limits}");
     let app = TestApp::start(&config_yaml(&ms, &top)).await;
     World { app, mirrors }

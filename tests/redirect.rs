@@ -23,22 +23,7 @@ const SITES: [(&str, &str, f64, f64); 6] = [
 ];
 
 async fn world_with(extra_top: &str, extra: impl Fn(&str) -> &'static str) -> World {
-    let mut mirrors = Vec::new();
-    for _ in SITES {
-        mirrors.push(FakeMirror::start().await);
-    }
-    let ms: Vec<M> = SITES
-        .iter()
-        .zip(&mirrors)
-        .map(|((name, cc, lat, lon), f)| M {
-            name,
-            url: f.url(),
-            cc,
-            lat: *lat,
-            lon: *lon,
-            extra: extra(name),
-        })
-        .collect();
+    let (mirrors, ms) = mirrors_at(&SITES, extra).await;
     let app = TestApp::start(&config_yaml(&ms, extra_top)).await;
     World { app, mirrors }
 }

@@ -120,6 +120,32 @@ pub struct M<'a> {
     pub extra: &'a str,
 }
 
+/// One fake mirror started for each site (name, country, latitude,
+/// longitude), and the config entries that place them there; `extra` gives
+/// each entry's extra lines by mirror name.
+pub async fn mirrors_at(
+    sites: &[(&'static str, &'static str, f64, f64)],
+    extra: impl Fn(&str) -> &'static str,
+) -> (Vec<FakeMirror>, Vec<M<'static>>) {
+    let mut mirrors = Vec::new();
+    for _ in sites {
+        mirrors.push(FakeMirror::start().await);
+    }
+    let entries = sites
+        .iter()
+        .zip(&mirrors)
+        .map(|(&(name, cc, lat, lon), f)| M {
+            name,
+            url: f.url(),
+            cc,
+            lat,
+            lon,
+            extra: extra(name),
+        })
+        .collect();
+    (mirrors, entries)
+}
+
 /// A config in YAML for mirrors at these places; `extra_top` is added at top level.
 pub fn config_yaml(mirrors: &[M<'_>], extra_top: &str) -> String {
     let mut y = format!(
