@@ -138,72 +138,13 @@ impl Conn {
         }
     }
 
-    /// The answer's head when the buffer holds all of it (interim answers
-    /// taken out and counted in `interim`); None when more must be read.
+    /// The answer's head when the buffer holds all of it (see [`parse_answer`]).
     fn parse_head(
         &mut self,
         method: &Method,
         interim: &mut usize,
     ) -> Result<Option<Answer>, ExchangeError> {
-        let refuse = || ExchangeError::Failed(UpstreamError::Other);
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut headers);
-            // The limit holds however the head arrived: whole in one read, too.
-            let len = match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
-                Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => return Ok(None),
-                _ => return Err(refuse()),
-            };
-            let status = parsed
-                .code
-                .and_then(|c| StatusCode::from_u16(c).ok())
-                .ok_or_else(refuse)?;
-            let version = match parsed.version {
-                Some(1) => Version::HTTP_11,
-                _ => Version::HTTP_10,
-            };
-            if status.is_informational() {
-                // 100 and 103 say nothing about the answer to come; a switch
-                // of protocol was never asked for.
-                // A stream of them would keep the request waiting until
-                // its timeout; a few are plenty.
-                *interim += 1;
-                if status == StatusCode::SWITCHING_PROTOCOLS || *interim > MAX_INTERIM {
-                    return Err(refuse());
-                }
-                self.buf.advance(len);
-                continue;
-            }
-            // One copy of the head holds every value: one allocation per
-            // answer rather than one per header.
-            let head = Bytes::copy_from_slice(&self.buf[..len]);
-            let start = self.buf.as_ptr() as usize;
-            let mut map = HeaderMap::with_capacity(parsed.headers.len());
-            for h in parsed.headers.iter() {
-                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| refuse())?;
-                // httparse's values are slices of the buffer parsed.
-                let at = (h.value.as_ptr() as usize)
-                    .checked_sub(start)
-                    .ok_or_else(refuse)?;
-                let raw = head.get(at..at + h.value.len()).ok_or_else(refuse)?;
-                let value =
-                    HeaderValue::from_maybe_shared(head.slice_ref(raw)).map_err(|_| refuse())?;
-                map.append(name, value);
-            }
-            self.buf.advance(len);
-            let (framing, framed) = framing(method, status, &mut map).ok_or_else(refuse)?;
-            let keep_alive = framed && version == Version::HTTP_11 && !asks_close(&map);
-            let mut head = Response::new(());
-            *head.status_mut() = status;
-            *head.version_mut() = version;
-            *head.headers_mut() = map;
-            return Ok(Some(Answer {
-                head,
-                framing,
-                keep_alive,
-            }));
-        }
+        parse_answer(&mut self.buf, method, interim)
     }
 
     /// The next bytes of a body, or None when it has ended; `Err` for a body
@@ -238,6 +179,122 @@ impl Conn {
             }
         }
     }
+}
+
+/// The answer to `method` whose head starts `buf`, when `buf` holds all of
+/// that head (interim answers taken out and counted in `interim`); the head
+/// is taken out of `buf`. None when more must be read.
+fn parse_answer(
+    buf: &mut BytesMut,
+    method: &Method,
+    interim: &mut usize,
+) -> Result<Option<Answer>, ExchangeError> {
+    let refuse = || ExchangeError::Failed(UpstreamError::Other);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        // The limit holds however the head arrived: whole in one read, too.
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+            _ => return Err(refuse()),
+        };
+        let status = parsed
+            .code
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or_else(refuse)?;
+        let version = match parsed.version {
+            Some(1) => Version::HTTP_11,
+            _ => Version::HTTP_10,
+        };
+        if status.is_informational() {
+            // 100 and 103 say nothing about the answer to come; a switch
+            // of protocol was never asked for.
+            // A stream of them would keep the request waiting until
+            // its timeout; a few are plenty.
+            *interim += 1;
+            if status == StatusCode::SWITCHING_PROTOCOLS || *interim > MAX_INTERIM {
+                return Err(refuse());
+            }
+            buf.advance(len);
+            continue;
+        }
+        // One copy of the head holds every value: one allocation per
+        // answer rather than one per header.
+        let head = Bytes::copy_from_slice(&buf[..len]);
+        let start = buf.as_ptr() as usize;
+        let mut map = HeaderMap::with_capacity(parsed.headers.len());
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| refuse())?;
+            // httparse's values are slices of the buffer parsed.
+            let at = (h.value.as_ptr() as usize)
+                .checked_sub(start)
+                .ok_or_else(refuse)?;
+            let raw = head.get(at..at + h.value.len()).ok_or_else(refuse)?;
+            let value =
+                HeaderValue::from_maybe_shared(head.slice_ref(raw)).map_err(|_| refuse())?;
+            map.append(name, value);
+        }
+        buf.advance(len);
+        let (framing, framed) = framing(method, status, &mut map).ok_or_else(refuse)?;
+        let keep_alive = framed && version == Version::HTTP_11 && !asks_close(&map);
+        let mut head = Response::new(());
+        *head.status_mut() = status;
+        *head.version_mut() = version;
+        *head.headers_mut() = map;
+        return Ok(Some(Answer {
+            head,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// `data` read as a mirror's answer to a `GET`, arriving `step` bytes at a
+/// time, through the same head parser and body framing as a real answer:
+/// its status and body, or None when it is refused (or ends early, unless
+/// its body runs to the close). For the fuzz target and property tests: the
+/// result must not depend on `step`, and nothing may panic.
+#[doc(hidden)]
+pub fn read_answer(data: &[u8], step: usize) -> Option<(u16, Vec<u8>)> {
+    let step = step.max(1);
+    let mut rest = data;
+    let mut buf = BytesMut::new();
+    let mut more = |buf: &mut BytesMut| {
+        let n = step.min(rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        n > 0
+    };
+    let mut interim = 0;
+    let answer = loop {
+        if !buf.is_empty() {
+            if let Some(a) = parse_answer(&mut buf, &Method::GET, &mut interim).ok()? {
+                break a;
+            }
+        }
+        if !more(&mut buf) {
+            return None;
+        }
+    };
+    let mut framing = answer.framing;
+    let mut body = Vec::new();
+    loop {
+        match framing.take(&mut buf).ok()? {
+            Some(data) => body.extend_from_slice(&data),
+            None if framing.is_done() => break,
+            None => {
+                if !more(&mut buf) {
+                    // The close ends a body read to the close, and breaks any other.
+                    if framing != Framing::Close {
+                        return None;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    Some((answer.head.status().as_u16(), body))
 }
 
 /// Reads what the socket has into the free room of `buf`.

@@ -45,6 +45,8 @@ use http::{HeaderMap, Method};
 pub use body::ProxyBody;
 pub use client::ClientError;
 pub use error::{StreamError, UpstreamError, KINDS as UPSTREAM_ERROR_KINDS};
+#[doc(hidden)]
+pub use h1::read_answer;
 pub use headers::is_hop_by_hop;
 pub use mode::wants_proxy;
 

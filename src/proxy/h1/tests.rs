@@ -168,3 +168,59 @@ fn close_is_read_from_any_connection_token() {
     assert!(!asks_close(&headers(&[("connection", "keep-alive")])));
     assert!(!asks_close(&headers(&[])));
 }
+
+#[test]
+fn an_answer_reads_the_same_however_it_arrives() {
+    let chunked =
+        [b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".as_slice(), CHUNKED].concat();
+    let length = b"HTTP/1.1 206 Partial Content\r\ncontent-length: 5\r\n\r\nhello".to_vec();
+    let to_close = b"HTTP/1.0 200 OK\r\n\r\nuntil the close".to_vec();
+    for (input, expected) in [
+        (chunked, Some((200, b"hello world, chunked!".to_vec()))),
+        (length, Some((206, b"hello".to_vec()))),
+        (to_close, Some((200, b"until the close".to_vec()))),
+        // Short: the close breaks a body of known length.
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nhello".to_vec(),
+            None,
+        ),
+    ] {
+        for step in 1..=input.len() {
+            assert_eq!(read_answer(&input, step), expected, "step {step}");
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Any bytes: no panic, and the same result whatever the reads' size.
+    #[test]
+    fn any_answer_reads_the_same_in_any_pieces(
+        data in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        step in 1usize..64,
+    ) {
+        proptest::prop_assert_eq!(read_answer(&data, step), read_answer(&data, usize::MAX));
+    }
+
+    /// A chunked body of any chunks decodes to its bytes, in any pieces.
+    #[test]
+    fn any_chunked_body_decodes_to_its_bytes(
+        chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 1..40), 0..8),
+        ext in proptest::bool::ANY,
+        step in 1usize..32,
+    ) {
+        let mut input = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let mut expected = Vec::new();
+        for c in &chunks {
+            input.extend_from_slice(format!("{:x}", c.len()).as_bytes());
+            if ext {
+                input.extend_from_slice(b";a=b");
+            }
+            input.extend_from_slice(b"\r\n");
+            input.extend_from_slice(c);
+            input.extend_from_slice(b"\r\n");
+            expected.extend_from_slice(c);
+        }
+        input.extend_from_slice(b"0\r\n\r\n");
+        proptest::prop_assert_eq!(read_answer(&input, step), Some((200, expected)));
+    }
+}
