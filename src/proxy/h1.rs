@@ -91,6 +91,15 @@ impl Conn {
         }
     }
 
+    /// Made ready to wait in the pool: a large body's big buffer is let go
+    /// rather than held while idle, and kept from the next, likely small, body.
+    fn rest(&mut self) {
+        if self.read_size > READ_SIZE {
+            self.read_size = READ_SIZE;
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// True when the mirror has sent nothing since the last answer: no
     /// close, and no unasked answer (some servers send a `408` before they
     /// close an idle connection, which must not be read as the next answer).
@@ -113,11 +122,6 @@ impl Conn {
         // Anything left unread belongs to no request: such a connection is
         // never put back (see `H1Body::finish`), so this is a new one.
         self.buf.clear();
-        // A large body's big buffer is not kept for the next, likely small, one.
-        if self.read_size > READ_SIZE {
-            self.read_size = READ_SIZE;
-            self.buf = BytesMut::new();
-        }
         if self.io.write_all(request).await.is_err() {
             return Err(ExchangeError::NoAnswer);
         }
@@ -511,11 +515,12 @@ impl H1Body {
 
     /// The body has ended: its connection goes back, or is closed.
     fn finish(&mut self) {
-        let (Some(conn), Some(reuse)) = (self.conn.take(), self.reuse.take()) else {
+        let (Some(mut conn), Some(reuse)) = (self.conn.take(), self.reuse.take()) else {
             return;
         };
         // Bytes after the end answer no request: the connection is out of step.
         if conn.buf.is_empty() {
+            conn.rest();
             reuse.put_back(conn);
         }
     }
