@@ -1,12 +1,12 @@
 //! The upstream HTTP client: HTTP/1.1 with keep-alive to every mirror, plain
-//! `http://` mirrors through this crate's pool and HTTP/1.1 client (`pool.rs`,
-//! `h1.rs`), HTTPS through
-//! hyper-util's pooled client and rustls (ring, webpki roots) with HTTP/2
-//! where the mirror offers it in ALPN; and the mapping of its errors to
-//! [`UpstreamError`].
+//! `http://` mirrors through this crate's pool and HTTP/1.1 client
+//! (`pool.rs`, `h1.rs`), HTTPS through hyper-util's pooled client and rustls
+//! (ring, webpki roots) with HTTP/2 where the mirror offers it in ALPN; and
+//! the mapping of its errors to [`UpstreamError`].
 //!
-//! It owns no policy: timeouts other than connect, retries and redirects are
-//! the failover loop's.
+//! It owns no policy: timeouts other than connect, trying another mirror and
+//! following redirects are the failover loop's. The one repeat it makes is
+//! the pool's: a request that a reused connection dropped unanswered.
 
 use crate::tls::TlsRoots;
 use std::error::Error as StdError;
