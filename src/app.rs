@@ -116,7 +116,7 @@ impl App {
             max_connections: config.limits.max_connections,
         };
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
-        let config_connect = config.proxy.connect_timeout;
+        let config_proxy = config.proxy.clone();
         let config_roots = config.tls_roots.clone();
         let loaded = load_parts(config.clone(), opts.geo.clone())
             .await
@@ -152,7 +152,7 @@ impl App {
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
         // Like the checker, the proxy's connection pool outlives reloads.
-        let proxy = Proxy::new(config_connect, &config_roots, metrics.clone(), &state)
+        let proxy = Proxy::new(&config_proxy, &config_roots, metrics.clone(), &state)
             .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
         let handler = PublicHandler::new(
             state.clone(),
@@ -320,6 +320,17 @@ async fn reload_once(state: &State, initial: &Config, opts: &StartOptions) -> Re
     let old = state.load_full();
     if config.listen != old.config.listen || config.admin_listen != old.config.admin_listen {
         tracing::warn!("listen and admin_listen changes take effect at the next restart");
+    }
+    // The proxy's connection pools are built once, at start.
+    let (new_p, old_p) = (&config.proxy, &old.config.proxy);
+    if new_p.connect_timeout != old_p.connect_timeout
+        || new_p.idle_connections != old_p.idle_connections
+        || new_p.idle_connection_timeout != old_p.idle_connection_timeout
+    {
+        tracing::warn!(
+            "proxy.connect_timeout, proxy.idle_connections and proxy.idle_connection_timeout \
+             changes take effect at the next restart"
+        );
     }
     let loaded = load_parts(config, opts.geo.clone()).await?;
     state

@@ -654,11 +654,16 @@ fn the_example_config_documents_proxy_mode() {
     assert!(p.passive_failures);
     assert_eq!(p.auto_threshold, 1_048_576);
     assert_eq!(p.no_redirect_header.as_str(), "x-no-redirect");
+    assert_eq!(p.idle_connections, 64);
+    assert_eq!(
+        p.idle_connection_timeout,
+        std::time::Duration::from_secs(60)
+    );
 }
 
 #[test]
 fn proxy_config_errors_name_their_place() {
-    let y = "fallback: http://o.example.org/\nmode: fast\nrules:\n  - { pattern: \"a[\", mode: proxy }\n  - { pattern: \"*.iso\" }\nproxy:\n  max_attempts: 0\n  idle_timeout: 0s\n  follow_redirects: 11\n  auto_threshold: -1\n  no_redirect_header: connection\n";
+    let y = "fallback: http://o.example.org/\nmode: fast\nrules:\n  - { pattern: \"a[\", mode: proxy }\n  - { pattern: \"*.iso\" }\nproxy:\n  max_attempts: 0\n  idle_timeout: 0s\n  follow_redirects: 11\n  auto_threshold: -1\n  no_redirect_header: connection\n  idle_connections: 0\n  idle_connection_timeout: 0s\n";
     let errs = Config::from_yaml(y, Path::new(".")).unwrap_err();
     let places: Vec<&str> = errs.0.iter().map(|e| e.place.as_str()).collect();
     assert_eq!(
@@ -668,10 +673,12 @@ fn proxy_config_errors_name_their_place() {
             "rules[0].pattern",
             "rules[1].mode",
             "proxy.idle_timeout",
+            "proxy.idle_connection_timeout",
             "proxy.auto_threshold",
             "proxy.no_redirect_header",
             "proxy.max_attempts",
             "proxy.follow_redirects",
+            "proxy.idle_connections",
         ],
         "{errs}"
     );

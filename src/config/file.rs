@@ -59,6 +59,8 @@ pub(super) struct RawProxy {
     pub passive_failures: Option<bool>,
     pub auto_threshold: Option<i64>,
     pub no_redirect_header: Option<String>,
+    pub idle_connections: Option<i64>,
+    pub idle_connection_timeout: Option<String>,
 }
 
 /// `geoip:`

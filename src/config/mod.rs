@@ -135,6 +135,10 @@ pub struct ProxyConfig {
     /// In `auto` mode, a request carrying this header (or a `proxy` query
     /// key) asks not to be redirected.
     pub no_redirect_header: http::HeaderName,
+    /// Idle keep-alive connections kept per mirror, 1..=4096. Read at start.
+    pub idle_connections: usize,
+    /// How long an idle connection to a mirror is kept. Read at start.
+    pub idle_connection_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -149,6 +153,8 @@ impl Default for ProxyConfig {
             passive_failures: true,
             auto_threshold: 1024 * 1024,
             no_redirect_header: http::HeaderName::from_static("x-no-redirect"),
+            idle_connections: 64,
+            idle_connection_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -82,6 +82,12 @@ pub(super) fn proxy(c: &mut Checker<'_>, raw: RawProxy) -> ProxyConfig {
     );
     let idle_timeout = positive(c, "idle_timeout", raw.idle_timeout, d.idle_timeout);
     let max_total_time = positive(c, "max_total_time", raw.max_total_time, d.max_total_time);
+    let idle_connection_timeout = positive(
+        c,
+        "idle_connection_timeout",
+        raw.idle_connection_timeout,
+        d.idle_connection_timeout,
+    );
     let auto_threshold = match raw.auto_threshold {
         None => d.auto_threshold,
         Some(n) if n >= 0 => n as u64,
@@ -133,6 +139,13 @@ pub(super) fn proxy(c: &mut Checker<'_>, raw: RawProxy) -> ProxyConfig {
         passive_failures: raw.passive_failures.unwrap_or(d.passive_failures),
         auto_threshold,
         no_redirect_header,
+        idle_connections: c.int_in(
+            "proxy.idle_connections",
+            raw.idle_connections,
+            1..=4096,
+            d.idle_connections as u32,
+        ) as usize,
+        idle_connection_timeout,
     }
 }
 

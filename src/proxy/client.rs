@@ -8,12 +8,12 @@
 //! following redirects are the failover loop's. The one repeat it makes is
 //! the pool's: a request that a reused connection dropped unanswered.
 
+use crate::config::ProxyConfig;
 use crate::tls::TlsRoots;
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, Uri};
@@ -27,11 +27,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::h1::H1Body;
 use super::pool::Pool;
 use super::{headers, UpstreamError};
-
-/// Idle pooled connections to one mirror; beyond this they are closed.
-const MAX_IDLE_PER_HOST: usize = 64;
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// The pooled clients; cheap to clone.
 #[derive(Clone)]
@@ -72,13 +67,17 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// A client whose TCP connects give up after `connect_timeout`.
-pub(crate) fn build(connect_timeout: Duration, extra: &TlsRoots) -> Result<Upstream, ClientError> {
+/// A client whose TCP connects give up after `proxy.connect_timeout`, and
+/// whose pools keep `proxy.idle_connections` idle connections per mirror for
+/// `proxy.idle_connection_timeout`.
+pub(crate) fn build(settings: &ProxyConfig, extra: &TlsRoots) -> Result<Upstream, ClientError> {
+    let idle_max = settings.idle_connections;
+    let idle_for = settings.idle_connection_timeout;
     let mut http = HttpConnector::new();
     // https URLs are handled by the TLS layer wrapped around this connector.
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
+    http.set_connect_timeout(Some(settings.connect_timeout));
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     extra.add_to(&mut roots)?;
@@ -90,7 +89,7 @@ pub(crate) fn build(connect_timeout: Duration, extra: &TlsRoots) -> Result<Upstr
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let plain = Pool::new(http.clone(), MAX_IDLE_PER_HOST, POOL_IDLE);
+    let plain = Pool::new(http.clone(), idle_max, idle_for);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -98,8 +97,8 @@ pub(crate) fn build(connect_timeout: Duration, extra: &TlsRoots) -> Result<Upstr
         .enable_http2()
         .wrap_connector(http);
     let tls = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+        .pool_idle_timeout(idle_for)
+        .pool_max_idle_per_host(idle_max)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(https);
@@ -171,5 +170,21 @@ impl Body for UpstreamBody {
             UpstreamBody::Plain(b) => b.size_hint(),
             UpstreamBody::Tls(b) => b.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pools_take_their_limits_from_the_config() {
+        let settings = ProxyConfig {
+            idle_connections: 3,
+            idle_connection_timeout: std::time::Duration::from_secs(7),
+            ..ProxyConfig::default()
+        };
+        let up = build(&settings, &TlsRoots::default()).unwrap();
+        assert_eq!(up.plain.limits(), (3, std::time::Duration::from_secs(7)));
     }
 }

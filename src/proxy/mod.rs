@@ -38,7 +38,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{HeaderMap, Method};
 
@@ -50,6 +50,7 @@ pub use h1::read_answer;
 pub use headers::is_hop_by_hop;
 pub use mode::wants_proxy;
 
+use crate::config::ProxyConfig;
 use crate::content::FileInfo;
 use crate::http::Resp;
 use crate::metrics::{Metrics, MirrorCounters, Outcome};
@@ -69,7 +70,8 @@ pub(crate) struct Ctx {
 }
 
 /// Proxies downloads; cheap to clone. Built once per process: the connection
-/// pool (and so `proxy.connect_timeout`) outlives reloads.
+/// pools (and so `proxy.connect_timeout`, `proxy.idle_connections` and
+/// `proxy.idle_connection_timeout`) outlive reloads.
 #[derive(Clone)]
 pub struct Proxy {
     ctx: Arc<Ctx>,
@@ -131,17 +133,18 @@ impl ProxyRequest {
 }
 
 impl Proxy {
-    /// A proxy whose connects to mirrors give up after `connect_timeout`;
+    /// A proxy whose connection pools follow `settings` as read at start
+    /// (`connect_timeout`, `idle_connections`, `idle_connection_timeout`);
     /// passive health reports go to `state`.
     pub fn new(
-        connect_timeout: Duration,
+        settings: &ProxyConfig,
         roots: &TlsRoots,
         metrics: Metrics,
         state: &Arc<State>,
     ) -> Result<Proxy, ClientError> {
         Ok(Proxy {
             ctx: Arc::new(Ctx {
-                client: client::build(connect_timeout, roots)?,
+                client: client::build(settings, roots)?,
                 fallback_counters: metrics.proxy_counters(FALLBACK_NAME),
                 metrics,
                 passive: Passive::new(Arc::downgrade(state)),

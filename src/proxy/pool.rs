@@ -111,6 +111,12 @@ impl Pool {
         pool
     }
 
+    /// The most idle connections kept per mirror, and for how long.
+    #[cfg(test)]
+    pub(crate) fn limits(&self) -> (usize, Duration) {
+        (self.inner.max_idle, self.inner.idle_timeout)
+    }
+
     /// Idle connections kept, over all mirrors.
     #[cfg(test)]
     fn idle_count(&self) -> usize {
