@@ -161,6 +161,25 @@ async fn downloads_one_after_another_reuse_one_connection_to_the_mirror() {
 }
 
 #[tokio::test]
+async fn idle_connections_to_a_mirror_close_after_the_idle_connection_timeout() {
+    let _shared = ALONE.read().await;
+    let len = 64 * 1024;
+    let (t, m) = world(
+        1,
+        len,
+        "mode: proxy\nproxy:\n  idle_connection_timeout: 200ms",
+    )
+    .await;
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len() as u64, len);
+    assert!(m[0].connections() >= 1);
+    // Probes keep no connection; the pool keeps its idle one for 200 ms
+    // (the default would keep it for a minute, past the test's deadline).
+    m[0].all_closed().await;
+}
+
+#[tokio::test]
 async fn ranges_and_conditions_pass_through() {
     let _shared = ALONE.read().await;
     let len = 2 * MIB + 7;

@@ -646,6 +646,18 @@ impl BigMirror {
         self.state.produced.load(Ordering::SeqCst)
     }
 
+    /// Waits until every connection accepted so far has been closed (those
+    /// are then no longer counted by [`BigMirror::connections`]).
+    pub async fn all_closed(&self) {
+        let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        within("every connection to the mirror closed", async {
+            for c in conns {
+                let _ = c.await;
+            }
+        })
+        .await;
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.conns.lock().unwrap().len()
