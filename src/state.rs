@@ -307,7 +307,7 @@ impl State {
 
     /// Passive health: a proxied request failed on `mirror` (`Err`), or it
     /// answered one after such a failure (`Ok`). Applied like a probe result
-    /// (see [`Owner::apply_passive`]) when `proxy.passive_failures` is on.
+    /// (see `Owner::apply_passive`) when `proxy.passive_failures` is on.
     pub fn report_passive(&self, mirror: Arc<str>, result: Result<(), FailureReason>) {
         let _ = self.commands.send(Command::Passive(mirror, result));
     }
