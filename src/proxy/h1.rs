@@ -119,9 +119,9 @@ impl Conn {
         request: &[u8],
         method: &Method,
     ) -> Result<Answer, ExchangeError> {
-        // Anything left unread belongs to no request: such a connection is
-        // never put back (see `H1Body::finish`), so this is a new one.
-        self.buf.clear();
+        // A connection with anything left unread is never put back (see
+        // `H1Body::finish`): this one is new or ended its last answer cleanly.
+        debug_assert!(self.buf.is_empty());
         if self.io.write_all(request).await.is_err() {
             return Err(ExchangeError::NoAnswer);
         }
@@ -129,7 +129,7 @@ impl Conn {
         let mut interim = 0;
         loop {
             if !self.buf.is_empty() {
-                if let Some(answer) = self.parse_head(method, &mut interim)? {
+                if let Some(answer) = parse_answer(&mut self.buf, method, &mut interim)? {
                     return Ok(answer);
                 }
             }
@@ -140,15 +140,6 @@ impl Conn {
                 _ => return Err(ExchangeError::NoAnswer),
             }
         }
-    }
-
-    /// The answer's head when the buffer holds all of it (see [`parse_answer`]).
-    fn parse_head(
-        &mut self,
-        method: &Method,
-        interim: &mut usize,
-    ) -> Result<Option<Answer>, ExchangeError> {
-        parse_answer(&mut self.buf, method, interim)
     }
 
     /// The next bytes of a body, or None when it has ended; `Err` for a body
@@ -317,12 +308,17 @@ fn poll_read_buf(
     }
 }
 
-/// True when the answer's `Connection` header says `close`.
-fn asks_close(h: &HeaderMap) -> bool {
-    h.get_all(header::CONNECTION)
+/// The comma-separated tokens of every `name` header, trimmed.
+fn tokens<'h>(h: &'h HeaderMap, name: &HeaderName) -> impl DoubleEndedIterator<Item = &'h [u8]> {
+    h.get_all(name)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        .map(<[u8]>::trim_ascii)
+}
+
+/// True when the answer's `Connection` header says `close`.
+fn asks_close(h: &HeaderMap) -> bool {
+    tokens(h, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"close"))
 }
 
 /// How the body of an answer to `method` is framed, and whether that framing
@@ -336,12 +332,9 @@ fn framing(method: &Method, status: StatusCode, h: &mut HeaderMap) -> Option<(Fr
         return Some((Framing::Done, true));
     }
     if h.contains_key(header::TRANSFER_ENCODING) {
-        let chunked = h
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .rfind(|t| !t.trim_ascii().is_empty())
-            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        let chunked = tokens(h, &header::TRANSFER_ENCODING)
+            .rfind(|t| !t.is_empty())
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
         // The encoding decides the length; a length beside it is wrong
         // (RFC 9112 §6.3) and must not reach the client.
         let had_length = h.remove(header::CONTENT_LENGTH).is_some();
@@ -352,14 +345,12 @@ fn framing(method: &Method, status: StatusCode, h: &mut HeaderMap) -> Option<(Fr
         });
     }
     let mut length = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
-        for t in v.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(t.trim_ascii())?;
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
+    for t in tokens(h, &header::CONTENT_LENGTH) {
+        let n = parse_length(t)?;
+        if length.is_some_and(|l| l != n) {
+            return None;
         }
+        length = Some(n);
     }
     Some(match length {
         Some(0) => (Framing::Done, true),
@@ -386,6 +377,18 @@ pub(crate) enum Framing {
     Close,
     /// Read to its end.
     Done,
+}
+
+/// Up to `left` bytes of what `buf` holds, taken out of it and counted off
+/// `left`; None when `buf` is empty.
+fn take_up_to(left: &mut u64, buf: &mut BytesMut) -> Option<Bytes> {
+    if buf.is_empty() {
+        return None;
+    }
+    let n = (*left).min(buf.len() as u64);
+    *left -= n;
+    // n is at most buf.len(), a usize.
+    Some(buf.split_to(n as usize).freeze())
 }
 
 /// Where a chunked body is.
@@ -417,16 +420,11 @@ impl Framing {
                     return Ok((!buf.is_empty()).then(|| buf.split().freeze()));
                 }
                 Framing::Length(left) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = (*left).min(buf.len() as u64);
-                    *left -= n;
+                    let data = take_up_to(left, buf);
                     if *left == 0 {
                         *self = Framing::Done;
                     }
-                    // n is at most buf.len(), a usize.
-                    return Ok(Some(buf.split_to(n as usize).freeze()));
+                    return Ok(data);
                 }
                 Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(buf) {
                     Ok(httparse::Status::Complete((used, size))) => {
@@ -441,15 +439,11 @@ impl Framing {
                     _ => return Err(malformed),
                 },
                 Framing::Chunked(Chunk::Data(left)) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = (*left).min(buf.len() as u64);
-                    *left -= n;
+                    let data = take_up_to(left, buf);
                     if *left == 0 {
                         *self = Framing::Chunked(Chunk::DataEnd);
                     }
-                    return Ok(Some(buf.split_to(n as usize).freeze()));
+                    return Ok(data);
                 }
                 Framing::Chunked(Chunk::DataEnd) => {
                     if buf.len() < 2 {
