@@ -205,8 +205,7 @@ RSS_END=$(proc_kib "$MG_PID" VmRSS)
 # --- summary --------------------------------------------------------------------------
 
 # col: 4 req/s, 5 MiB/s, 6 CPU%, 7 peak RSS (KiB)
-med() { awk -F'\t' -v n="$1" -v k="$2" -v c="$3" '$1 == n && $2 == k {print $c}' "$RESULTS" | sort -g |
-    awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+med() { awk -F'\t' -v n="$1" -v k="$2" -v c="$3" '$1 == n && $2 == k {print $c}' "$RESULTS" | median_of_lines; }
 maxcol() { awk -F'\t' -v n="$1" -v k="$2" -v c="$3" '$1 == n && $2 == k && $c > m {m = $c} END {print m + 0}' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -217,19 +216,18 @@ LC_NG=$(med nginx large 6) LC_MG=$(med mirrorgate large 6)
 SC_NG=$(med nginx small 6) SC_MG=$(med mirrorgate small 6)
 # CPU time per small request (µs), the median of the rounds' own figures: it
 # holds steadier than requests/s when other work takes CPU time from the proxies.
-us_per_req() { awk -F'\t' -v n="$1" '$1 == n && $2 == "small" && $4 > 0 {print 1e4 * $6 / $4}' "$RESULTS" | sort -g |
-    awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+us_per_req() { awk -F'\t' -v n="$1" '$1 == n && $2 == "small" && $4 > 0 {print 1e4 * $6 / $4}' "$RESULTS" | median_of_lines; }
 SU_NG=$(us_per_req nginx) SU_MG=$(us_per_req mirrorgate)
 # The ratio of each round's pair (measured back to back, so under the same
 # conditions), and their median: steadier than the ratio of the medians when
 # the machine's speed changes between rounds.
 round_ratios() { awk -F'\t' -v k="$1" -v c="$2" '$2 == k {v[$1, $3] = $c; if ($3 > n) n = $3}
     END {for (i = 1; i <= n; i++) if (v["nginx", i] > 0) printf "%.2f\n", v["mirrorgate", i] / v["nginx", i]}' "$RESULTS"; }
-median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+two_places() { awk '{printf "%.2f\n", $1}'; }
 L_ROUNDS=$(round_ratios large 5 | tr '\n' ' ')
 S_ROUNDS=$(round_ratios small 4 | tr '\n' ' ')
-L_RATIO=$(round_ratios large 5 | median)
-S_RATIO=$(round_ratios small 4 | median)
+L_RATIO=$(round_ratios large 5 | median_of_lines | two_places)
+S_RATIO=$(round_ratios small 4 | median_of_lines | two_places)
 L_MED_RATIO=$(ratio "$L_MG" "$L_NG")
 S_MED_RATIO=$(ratio "$S_MG" "$S_NG")
 PEAK_MG=$(maxcol mirrorgate large 7)

@@ -223,8 +223,13 @@ measure() {
         "$round" "$name" "$rps" "$p50" "$p99" "$cpu_pct" "$us_per_req"
 }
 
+# median_of_lines: the median of the numbers on standard input, one a line
+# (the mean of the middle two when their count is even).
+median_of_lines() {
+    sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
 # median NAME COLUMN: the median of one column of $RESULTS over NAME's rounds.
 median() {
-    awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$RESULTS" | sort -g |
-        awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+    awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$RESULTS" | median_of_lines
 }
