@@ -303,46 +303,56 @@ async fn broken_answers_are_errors() {
         b"SSH-2.0-OpenSSH\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
     ] {
-        let (addr, _, _) = scripted(vec![vec![Step::Answer(bad)]]).await;
-        let r = fetch(&pool, addr).await;
-        assert_eq!(
-            r.err(),
-            Some(UpstreamError::Other),
-            "{}",
-            String::from_utf8_lossy(bad)
-        );
+        refused(&pool, bad).await;
     }
     // Interim answers without end are not read forever.
-    let interims: &'static [u8] = Box::leak(
-        b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
-            .repeat(MAX_INTERIM + 1)
-            .into_boxed_slice(),
-    );
-    let (addr, _, _) = scripted(vec![vec![Step::Answer(interims)]]).await;
-    assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
+    refused(
+        &pool,
+        leak(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n".repeat(MAX_INTERIM + 1)),
+    )
+    .await;
     // A head over the limit is refused even when it arrives whole.
-    let big: &'static [u8] = Box::leak(
-        [
-            b"HTTP/1.1 200 OK\r\nx-filler: ".as_slice(),
-            &b"a".repeat(crate::proxy::h1::MAX_HEAD),
-            b"\r\ncontent-length: 2\r\n\r\nok",
-        ]
-        .concat()
-        .into_boxed_slice(),
-    );
-    let (addr, _, _) = scripted(vec![vec![Step::Answer(big)]]).await;
-    assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
+    refused(
+        &pool,
+        leak(
+            [
+                b"HTTP/1.1 200 OK\r\nx-filler: ".as_slice(),
+                &b"a".repeat(crate::proxy::h1::MAX_HEAD),
+                b"\r\ncontent-length: 2\r\n\r\nok",
+            ]
+            .concat(),
+        ),
+    )
+    .await;
     // A head that never ends is not buffered past the limit.
-    let endless: &'static [u8] = Box::leak(
-        [
-            b"HTTP/1.1 200 OK\r\n".as_slice(),
-            &b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(2000),
-        ]
-        .concat()
-        .into_boxed_slice(),
+    refused(
+        &pool,
+        leak(
+            [
+                b"HTTP/1.1 200 OK\r\n".as_slice(),
+                &b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+                    .repeat(2000),
+            ]
+            .concat(),
+        ),
+    )
+    .await;
+}
+
+/// A scripted answer made at run time, for the life of the test binary.
+fn leak(answer: Vec<u8>) -> &'static [u8] {
+    Box::leak(answer.into_boxed_slice())
+}
+
+/// A mirror whose one answer is `answer`: the pool refuses it as malformed.
+async fn refused(pool: &Pool, answer: &'static [u8]) {
+    let (addr, _, _) = scripted(vec![vec![Step::Answer(answer)]]).await;
+    let shown = String::from_utf8_lossy(&answer[..answer.len().min(80)]);
+    assert_eq!(
+        fetch(pool, addr).await.err(),
+        Some(UpstreamError::Other),
+        "{shown}"
     );
-    let (addr, _, _) = scripted(vec![vec![Step::Answer(endless)]]).await;
-    assert_eq!(fetch(&pool, addr).await.err(), Some(UpstreamError::Other));
 }
 
 #[test]
