@@ -154,6 +154,42 @@ async fn check_config_notes_locations_from_geoip() {
 }
 
 #[tokio::test]
+async fn check_config_lists_every_unknown_key_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    // Three typos at three depths, and a bad value beside them.
+    std::fs::write(
+        &path,
+        "listen_adress: 127.0.0.1:1\n\
+         health:\n  intervall: 5s\n\
+         mirrors:\n  - name: a\n    url: http://192.0.2.1/\n    wieght: 3\n    latitude: 200\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap().to_string();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || run(&["check-config", "--config", &p]))
+            .await
+            .unwrap();
+    assert!(!ok, "{out}");
+    let all = format!("{out}{err}");
+    for (place, line) in [
+        ("listen_adress", 1),
+        ("health.intervall", 3),
+        ("mirrors[0].wieght", 7),
+    ] {
+        let found = all
+            .lines()
+            .find(|l| l.contains(&format!("{place}: unknown field")))
+            .unwrap_or_else(|| panic!("{place} is reported: {all}"));
+        assert!(found.contains(&format!("(line {line}, column ")), "{found}");
+    }
+    assert!(
+        all.contains("mirrors[0].longitude: is missing"),
+        "the value errors too: {all}"
+    );
+}
+
+#[tokio::test]
 async fn demo_runs_and_places_clients() {
     let mut child = bin()
         .args([
