@@ -202,6 +202,15 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_is_not_text_is_unknown_too() {
+        for text in ["listen: 127.0.0.1:1\n8080: x\n", "health:\n  true: 1\n"] {
+            let all = errs(text);
+            assert_eq!(all.len(), 1, "{all:?}");
+            assert!(all[0].message.contains("unknown field"), "{all:?}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_come_before_a_later_structural_error() {
         let all = errs("listen_addr: x\nhealth:\n  rise: [1]\n");
         let places: Vec<&str> = all.iter().map(|e| e.place.as_str()).collect();

@@ -4,7 +4,10 @@
 //! skipping trusted hops; the first untrusted address is the client. Headers
 //! from untrusted peers are ignored: anyone can write them. A malformed header
 //! never fails a request: the peer address is used instead, since nothing
-//! after a malformed hop can be believed.
+//! after a malformed hop can be believed. Empty list members are not hops
+//! (RFC 9110 section 5.6.1), on either side: `X,` and `,X` both name `X`. A
+//! `Forwarded` element that gives a parameter twice (`for=A;for=B`) is
+//! malformed: which address is the client cannot be known.
 //!
 //! Only one header is read, the one the proxies are configured to set
 //! (`client_ip_header`): if both were read, a client could put a forged
