@@ -37,7 +37,7 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Show what the GeoIP databases say about an address.
+    /// Show what the GeoIP databases say about an address (with no database given: the embedded demo ones).
     Locate {
         /// Take the databases from this config file.
         #[arg(long, short, conflicts_with_all = ["city", "asn"])]

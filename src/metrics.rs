@@ -10,6 +10,7 @@ use prometheus::{
 };
 
 use crate::geo::LookupOutcome;
+use crate::health::HealthState;
 
 /// How a public request ended; the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,9 @@ const PROBE_RESULTS: [&str; 9] = [
     "other",
 ];
 
+/// The values of `mirrorgate_mirror_state`'s `state` label.
+const HEALTH_STATES: [HealthState; 3] = [HealthState::Up, HealthState::Down, HealthState::Unknown];
+
 /// Every metric mirrorgate exports; cheap to clone (one shared set of
 /// families), since handlers clone it for every request that waits.
 #[derive(Clone)]
@@ -115,6 +119,7 @@ pub struct Families {
     pub request_duration: Histogram,
     redirects: IntCounterVec,
     mirror_up: IntGaugeVec,
+    mirror_state: IntGaugeVec,
     probe_duration: HistogramVec,
     probes: IntCounterVec,
     geoip: [IntCounter; LookupOutcome::ALL.len()],
@@ -179,11 +184,21 @@ impl Metrics {
         let mirror_up = must(IntGaugeVec::new(
             Opts::new(
                 "mirrorgate_mirror_up",
-                "1 when the mirror is up, 0 when down or not yet probed.",
+                "1 when the mirror is up, 0 when down or not yet decided (see mirrorgate_mirror_state).",
             ),
             &["mirror"],
         ));
         reg(Box::new(mirror_up.clone()));
+
+        // mirror_up cannot tell "down" from "not probed yet"; this one can.
+        let mirror_state = must(IntGaugeVec::new(
+            Opts::new(
+                "mirrorgate_mirror_state",
+                "1 for the mirror's current health state (up, down or unknown: not decided by probes yet), 0 for the others.",
+            ),
+            &["mirror", "state"],
+        ));
+        reg(Box::new(mirror_state.clone()));
 
         let probe_duration = must(HistogramVec::new(
             HistogramOpts::new(
@@ -342,6 +357,7 @@ impl Metrics {
             request_duration,
             redirects,
             mirror_up,
+            mirror_state,
             probe_duration,
             probes,
             geoip,
@@ -382,10 +398,16 @@ impl Metrics {
         }
     }
 
-    pub fn set_mirror_up(&self, mirror: &str, up: bool) {
+    /// Sets `mirror_up` and the three series of `mirror_state` (1 for `state`).
+    pub fn set_mirror_state(&self, mirror: &str, state: HealthState) {
         self.mirror_up
             .with_label_values(&[mirror])
-            .set(i64::from(up));
+            .set(i64::from(state == HealthState::Up));
+        for s in HEALTH_STATES {
+            self.mirror_state
+                .with_label_values(&[mirror, s.as_str()])
+                .set(i64::from(s == state));
+        }
     }
 
     /// Records one probe: its duration (successful probes only) and its result.
@@ -426,6 +448,9 @@ impl Metrics {
     pub fn forget_mirror(&self, mirror: &str) {
         let _ = self.redirects.remove_label_values(&[mirror]);
         let _ = self.mirror_up.remove_label_values(&[mirror]);
+        for s in HEALTH_STATES {
+            let _ = self.mirror_state.remove_label_values(&[mirror, s.as_str()]);
+        }
         let _ = self.probe_duration.remove_label_values(&[mirror]);
         let _ = self.mirror_lag.remove_label_values(&[mirror]);
         let _ = self.proxy_bytes.remove_label_values(&[mirror]);
@@ -458,5 +483,49 @@ impl std::ops::Deref for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's metrics table is the operators' reference: every label
+    /// value the code can export must be in it.
+    #[test]
+    fn the_readme_table_lists_every_outcome_and_state() {
+        let readme = include_str!("../README.md");
+        // The labels column of a metric's row: `| name | type | labels | meaning |`.
+        let row = |name: &str| {
+            readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .and_then(|l| l.split('|').nth(3))
+                .unwrap_or_else(|| panic!("{name} is in the README's metrics table"))
+        };
+        let requests = row("mirrorgate_requests_total");
+        for o in Outcome::ALL {
+            assert!(
+                requests.contains(&format!("`{}`", o.as_str())),
+                "outcome {:?} is missing from the README's metrics table",
+                o.as_str()
+            );
+        }
+        let states = row("mirrorgate_mirror_state");
+        for s in HEALTH_STATES {
+            assert!(states.contains(&format!("`{}`", s.as_str())), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn mirror_state_has_one_series_at_1() {
+        let m = Metrics::new();
+        m.set_mirror_state("a", HealthState::Unknown);
+        let text = m.render();
+        assert!(text.contains("mirrorgate_mirror_state{mirror=\"a\",state=\"unknown\"} 1"));
+        assert!(text.contains("mirrorgate_mirror_state{mirror=\"a\",state=\"up\"} 0"));
+        assert!(text.contains("mirrorgate_mirror_up{mirror=\"a\"} 0"));
+        m.forget_mirror("a");
+        assert!(!m.render().contains("mirror=\"a\""));
     }
 }

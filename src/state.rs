@@ -401,12 +401,20 @@ impl Owner {
                     None => break,
                 },
                 Some(report) = self.reports.recv() => {
+                    let before = self.probe_view();
                     self.apply(report);
                     // Publish once for a burst of reports (a probe round ends together).
                     while let Ok(report) = self.reports.try_recv() {
                         self.apply(report);
                     }
-                    self.publish();
+                    // A round that changed no answer still changed what operators
+                    // read (last check, round-trip time): that is published too,
+                    // but under the same generation.
+                    if self.probe_view() == before {
+                        self.publish_same_generation();
+                    } else {
+                        self.publish();
+                    }
                 }
             }
         }
@@ -586,14 +594,37 @@ impl Owner {
         }
     }
 
+    /// What probe reports can change that answers depend on: each mirror's
+    /// state and last sync (its freshness), and readiness. Round-trip times,
+    /// check times and failure texts are shown to operators but decide nothing.
+    fn probe_view(&self) -> (bool, Vec<(HealthState, Option<SystemTime>)>) {
+        let s = &self.snapshot;
+        let mirrors = s
+            .mirrors
+            .iter()
+            .map(|e| (e.health.state, e.health.last_sync))
+            .collect();
+        (s.ready, mirrors)
+    }
+
+    /// Publishes a new snapshot with a new generation: something answers
+    /// depend on changed.
     fn publish(&mut self) -> u64 {
+        self.snapshot.generation += 1;
+        self.publish_same_generation()
+    }
+
+    /// Publishes the snapshot under its current generation, for changes only
+    /// operators see (a probe round that changed no state); the generation
+    /// counts the versions of what answers are made from, so a dashboard or a
+    /// node comparing generations sees change only when there was one.
+    fn publish_same_generation(&mut self) -> u64 {
         let Some(state) = self.state.upgrade() else {
             return self.snapshot.generation;
         };
-        self.snapshot.generation += 1;
         for e in &self.snapshot.mirrors {
             self.metrics
-                .set_mirror_up(&e.mirror.name, e.health.state == HealthState::Up);
+                .set_mirror_state(&e.mirror.name, e.health.state);
         }
         self.metrics
             .snapshot_generation

@@ -57,6 +57,18 @@ fn locate_reads_the_demo_databases() {
     );
 }
 
+#[test]
+fn locate_without_a_database_uses_the_embedded_demo_ones() {
+    // As geoip/README.md shows it: no --config, no --city.
+    let (ok, out, err) = run(&["locate", "2001:db8:b::10"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("country:   AU"), "{out}");
+    assert!(
+        out.contains("database:  demo-city.mmdb (embedded demo data"),
+        "says which database answered: {out}"
+    );
+}
+
 fn write_config(dir: &tempfile::TempDir, mirrors: &[M<'_>]) -> String {
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, config_yaml(mirrors, "health:\n  timeout: 1s")).unwrap();
@@ -154,6 +166,42 @@ async fn check_config_notes_locations_from_geoip() {
 }
 
 #[tokio::test]
+async fn check_config_lists_every_unknown_key_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    // Three typos at three depths, and a bad value beside them.
+    std::fs::write(
+        &path,
+        "listen_adress: 127.0.0.1:1\n\
+         health:\n  intervall: 5s\n\
+         mirrors:\n  - name: a\n    url: http://192.0.2.1/\n    wieght: 3\n    latitude: 200\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap().to_string();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || run(&["check-config", "--config", &p]))
+            .await
+            .unwrap();
+    assert!(!ok, "{out}");
+    let all = format!("{out}{err}");
+    for (place, line) in [
+        ("listen_adress", 1),
+        ("health.intervall", 3),
+        ("mirrors[0].wieght", 7),
+    ] {
+        let found = all
+            .lines()
+            .find(|l| l.contains(&format!("{place}: unknown field")))
+            .unwrap_or_else(|| panic!("{place} is reported: {all}"));
+        assert!(found.contains(&format!("(line {line}, column ")), "{found}");
+    }
+    assert!(
+        all.contains("mirrors[0].longitude: is missing"),
+        "the value errors too: {all}"
+    );
+}
+
+#[tokio::test]
 async fn demo_runs_and_places_clients() {
     let mut child = bin()
         .args([
@@ -214,7 +262,73 @@ async fn demo_runs_and_places_clients() {
     // The mirror really serves the file it was sent to.
     let body = http.get(&loc).send().await.unwrap();
     assert_eq!(body.status(), 200);
-    assert_eq!(body.bytes().await.unwrap().len(), 256 * 1024);
+    let iso = body.bytes().await.unwrap();
+    assert_eq!(iso.len(), 256 * 1024);
+    // The demo has an origin tree: the hash is known, and said everywhere.
+    let sha = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&iso)
+    };
+    let hex_sha = hex::encode(sha);
+    let digest = r.headers()["digest"].to_str().unwrap().to_string();
+    use base64::Engine as _;
+    assert_eq!(
+        digest,
+        format!(
+            "sha-256={}",
+            base64::engine::general_purpose::STANDARD.encode(sha)
+        )
+    );
+    let answer = http
+        .get(format!("http://{public}/releases/1.0/demo-1.0.iso?sha256"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains(&hex_sha));
+    let meta4 = http
+        .get(format!("http://{public}/releases/1.0/demo-1.0.iso?meta4"))
+        .header("x-forwarded-for", "192.0.2.1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        meta4.contains(&format!("<hash type=\"sha-256\">{hex_sha}</hash>")),
+        "{meta4}"
+    );
+    // The printed explain command works as printed, against the demo's config file.
+    let explain = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains(" explain --config "))
+        .expect("an explain example")
+        .to_string();
+    let args: Vec<String> = explain.split_whitespace().map(String::from).collect();
+    let demo_dir = std::path::PathBuf::from(&args[3])
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = tokio::task::spawn_blocking(move || Command::new(&args[0]).args(&args[1..]).output())
+        .await
+        .unwrap()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{explain}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The German client, placed by the demo database the config names, goes to Frankfurt.
+    assert!(report.contains("country DE"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "redirect /releases/1.0/demo-1.0.iso -> {de_mirror}releases/1.0/demo-1.0.iso"
+        )),
+        "{report}"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -223,4 +337,9 @@ async fn demo_runs_and_places_clients() {
         .await
         .unwrap();
     assert!(exit.success());
+    assert!(
+        !demo_dir.exists(),
+        "the demo removes its directory on exit: {}",
+        demo_dir.display()
+    );
 }

@@ -289,6 +289,45 @@ async fn a_corrupt_cache_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_truncated_cache_keeps_its_good_lines_and_stale_temporaries_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let cache = state.path().join("hashes");
+    let files = sample_tree(dir.path());
+    let mut first = Running::start(tree_source(dir.path(), &cache));
+    first.index_where(all_hashed(files.len())).await;
+    first.stats_where(|s| s.pending == 0 && s.hashed == 4).await;
+    first.stop().await;
+
+    // Cut the last line in the middle, as a full disk or a bad copy would.
+    let text = fs::read_to_string(&cache).unwrap();
+    let last = text.trim_end().rfind('\n').unwrap() + 1;
+    fs::write(&cache, &text[..last + 10]).unwrap();
+    // What a save killed with SIGKILL leaves behind (u32::MAX is never a live pid).
+    let stale = state.path().join(format!("hashes.tmp-{}", u32::MAX));
+    fs::write(&stale, &text[..last]).unwrap();
+    let unrelated = state.path().join("hashes.bak");
+    fs::write(&unrelated, "keep me").unwrap();
+
+    let mut second = Running::start(tree_source(dir.path(), &cache));
+    second.index_where(all_hashed(files.len())).await;
+    let stats = second
+        .stats_where(|s| s.pending == 0 && s.hashed == 4)
+        .await;
+    assert_eq!(
+        stats.hashes_computed, 1,
+        "only the file of the cut line is hashed again"
+    );
+    second.stop().await;
+    assert!(
+        !stale.exists(),
+        "the stale temporary file is removed at start"
+    );
+    assert!(unrelated.exists(), "a file of another name is left alone");
+    assert_eq!(hashcache::load(&cache).1, hashcache::CacheLoad::Loaded(4));
+}
+
+#[tokio::test]
 async fn a_new_file_is_published_after_a_trigger() {
     let dir = tempfile::tempdir().unwrap();
     let files = sample_tree(dir.path());

@@ -1,8 +1,11 @@
 //! The admin token: writes carry `Authorization: Bearer <token>`.
 
 use axum::http::{HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
 
-/// Checks the bearer token in constant time (no early exit on the first wrong byte).
+/// Checks the bearer token in constant time: no early exit on the first wrong
+/// byte, and no early exit on a wrong length either (see [`token_matches`]).
+/// The scheme name is case-insensitive (RFC 7235 section 2.1: `bearer`, `BEARER`).
 pub fn check(headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode, &'static str)> {
     let Some(token) = token else {
         return Err((
@@ -13,10 +16,9 @@ pub fn check(headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_credentials);
     match given {
-        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(g) if token_matches(g, token) => Ok(()),
         Some(_) => Err((StatusCode::FORBIDDEN, "wrong admin token\n")),
         None => Err((
             StatusCode::UNAUTHORIZED,
@@ -25,11 +27,27 @@ pub fn check(headers: &HeaderMap, token: Option<&str>) -> Result<(), (StatusCode
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The credentials of an `Authorization: Bearer <token>` value; the scheme
+/// name matches in any case, and one or more spaces may follow it.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Compares the SHA-256 digests of both tokens, so the comparison always runs
+/// over 32 bytes whatever the given token's length: comparing the tokens
+/// themselves returned early on a length mismatch, which told a caller timing
+/// the answers how long the token is.
+fn token_matches(given: &str, token: &str) -> bool {
+    let (a, b) = comparands(given, token);
+    a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn comparands(given: &str, token: &str) -> ([u8; 32], [u8; 32]) {
+    (
+        Sha256::digest(given.as_bytes()).into(),
+        Sha256::digest(token.as_bytes()).into(),
+    )
 }
 
 #[cfg(test)]
@@ -62,5 +80,37 @@ mod tests {
             check(&h("Bearer anything"), None).unwrap_err().0,
             StatusCode::FORBIDDEN
         );
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let t = Some("0123456789abcdef");
+        for v in [
+            "bearer 0123456789abcdef",
+            "BEARER 0123456789abcdef",
+            "BeArEr  0123456789abcdef",
+        ] {
+            assert!(check(&h(v), t).is_ok(), "{v:?}");
+        }
+        // Another scheme, or the scheme glued to the token, is not a bearer token.
+        for v in ["Bearer0123456789abcdef", "Bearerx 0123456789abcdef"] {
+            assert_eq!(
+                check(&h(v), t).unwrap_err().0,
+                StatusCode::UNAUTHORIZED,
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn comparison_length_does_not_depend_on_the_given_token() {
+        let token = "0123456789abcdef";
+        for given in ["", "0", "0123456789abcde", token, &"x".repeat(4096)] {
+            let (a, b) = comparands(given, token);
+            // Both sides are fixed-size digests: the work is the same for every length.
+            assert_eq!((a.len(), b.len()), (32, 32));
+            assert_eq!(a == b, given == token, "{given:?}");
+            assert_eq!(token_matches(given, token), given == token, "{given:?}");
+        }
     }
 }

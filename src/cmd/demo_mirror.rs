@@ -14,13 +14,18 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 /// Files by path (no leading slash).
 pub type Tree = Arc<BTreeMap<String, Bytes>>;
 
-/// The demo's file tree: a release with a checksum file and a readme.
-pub fn demo_tree() -> Tree {
+/// The trace file, relative to a mirror's URL: the time of its last sync.
+pub const TRACE_FILE: &str = "project/trace";
+
+/// The demo's file tree: a release with its checksum file, a readme, and
+/// the trace file saying the mirror synced at `synced` (seconds since the epoch).
+pub fn demo_tree(synced: u64) -> Tree {
     let mut files = BTreeMap::new();
     // Deterministic bytes, so every mirror serves identical copies.
     let iso: Vec<u8> = (0u32..256 * 1024)
@@ -30,11 +35,10 @@ pub fn demo_tree() -> Tree {
         "README.txt".to_string(),
         Bytes::from_static(b"mirrorgate demo tree\n"),
     );
+    let sums = format!("{}  demo-1.0.iso\n", hex::encode(Sha256::digest(&iso)));
     files.insert("releases/1.0/demo-1.0.iso".to_string(), Bytes::from(iso));
-    files.insert(
-        "releases/1.0/SHA256SUMS".to_string(),
-        Bytes::from_static(b"see ?sha256 once the content index lands\n"),
-    );
+    files.insert("releases/1.0/SHA256SUMS".to_string(), Bytes::from(sums));
+    files.insert(TRACE_FILE.to_string(), Bytes::from(format!("{synced}\n")));
     Arc::new(files)
 }
 

@@ -102,7 +102,9 @@ pub async fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `locate [--config PATH | --city DB [--asn DB]] IP`
+/// `locate [--config PATH | --city DB [--asn DB]] IP`; with neither, the
+/// demo databases embedded in the binary (said in the output: they are not
+/// real GeoIP data).
 pub fn locate(
     config: Option<&Path>,
     city: &[PathBuf],
@@ -119,12 +121,26 @@ pub fn locate(
         }
         None => (city.to_vec(), asn.cloned()),
     };
-    if city.is_empty() && asn.is_none() {
-        anyhow::bail!("no database: give --config PATH, or --city DB (and optionally --asn DB)");
-    }
-    let geo = GeoDb::open(&city, asn.as_ref())?;
+    let geo = if city.is_empty() && asn.is_none() {
+        GeoDb::from_bytes(
+            vec![(
+                "demo-city.mmdb (embedded demo data, not real GeoIP: give --config or --city for yours)"
+                    .into(),
+                demo::CITY.to_vec(),
+            )],
+            Some((
+                "demo-asn.mmdb (embedded demo data)".into(),
+                demo::ASN.to_vec(),
+            )),
+        )?
+    } else {
+        GeoDb::open(&city, asn.as_ref())?
+    };
     let (loc, outcome) = geo.lookup(ip);
     println!("address:   {ip}");
+    for db in geo.describe() {
+        println!("database:  {db}");
+    }
     println!("result:    {}", outcome.as_str());
     if let Some(l) = loc {
         let s = |o: Option<String>| o.unwrap_or_else(|| "-".into());

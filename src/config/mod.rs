@@ -15,6 +15,7 @@ mod origin;
 mod parse;
 mod proxy;
 mod sections;
+mod unknown_keys;
 mod validate;
 
 use crate::tls::TlsRoots;

@@ -5,11 +5,14 @@
 //! structs through `serde_path_to_error`, which records the key path serde was
 //! in when it failed (`mirrors[2].weight`); serde-saphyr adds the line and
 //! column. An error then reads `mirrors[2]: unknown field `wieght`, expected
-//! one of ... (line 31, column 5)`. Serde stops at its first error, so a file
-//! with a structural mistake (unknown key, list where a map belongs) gets one
-//! message; that is why the raw structs keep values loose (text, `i64`,
-//! `f64`): value mistakes are left to `validate`, which reports all of them.
-//! A syntax error has no key path, only its line and column.
+//! one of ... (line 31, column 5)`. Unknown keys are all collected in one
+//! pass (see `unknown_keys.rs`), and the file is still read without them, so
+//! `validate` reports its own errors beside them. Serde stops at its first
+//! other error, so a file with a structural mistake (a list where a map
+//! belongs) gets that one message after the unknown keys met before it; that
+//! is why the raw structs keep values loose (text, `i64`, `f64`): value
+//! mistakes are left to `validate`, which reports all of them. A syntax error
+//! has no key path, only its line and column.
 //!
 //! We chose this over parsing into a generic value tree and walking it: the
 //! derived structs stay the single statement of the file's shape, and the
@@ -23,6 +26,7 @@
 use serde_path_to_error::Segment;
 
 use super::file::RawConfig;
+use super::unknown_keys;
 use super::validate::ConfigError;
 
 /// Largest config text accepted (4 MiB): far above any real mirror list.
@@ -52,28 +56,36 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-/// Parses the text into the raw structs, or returns the one error serde met.
-pub(super) fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+/// Parses the text into the raw structs, with every unknown key found (the
+/// structs are read without them); or, when serde meets another error, the
+/// unknown keys found before it and that error.
+pub(super) fn parse(text: &str) -> Result<(RawConfig, Vec<ConfigError>), Vec<ConfigError>> {
     if text.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::new(
+        return Err(vec![ConfigError::new(
             "",
             format!(
                 "the file is {} bytes; the limit is {MAX_CONFIG_BYTES} bytes",
                 text.len()
             ),
-        ));
+        )]);
     }
     let mut path = None;
+    let found = unknown_keys::Found::default();
     let result = serde_saphyr::with_deserializer_from_str_with_options(text, options(), |de| {
-        serde_path_to_error::deserialize::<_, Option<RawConfig>>(de).map_err(|e| {
-            path = Some(yaml_path(e.path()));
-            e.into_inner()
-        })
+        serde_path_to_error::deserialize::<_, Option<RawConfig>>(unknown_keys::wrap(de, &found))
+            .map_err(|e| {
+                path = Some(yaml_path(e.path()));
+                e.into_inner()
+            })
     });
+    let mut errors = found.into_inner();
     match result {
         // An empty file (or one holding only comments) is all defaults.
-        Ok(raw) => Ok(raw.unwrap_or_default()),
-        Err(e) => Err(ConfigError::new(path.unwrap_or_default(), describe(&e))),
+        Ok(raw) => Ok((raw.unwrap_or_default(), errors)),
+        Err(e) => {
+            errors.push(ConfigError::new(path.unwrap_or_default(), describe(&e)));
+            Err(errors)
+        }
     }
 }
 
@@ -153,11 +165,56 @@ fn shape_words(expected: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn err(text: &str) -> ConfigError {
+    /// Every error of `text`: the unknown keys, then serde's error if any.
+    fn errs(text: &str) -> Vec<ConfigError> {
         match parse(text) {
-            Ok(raw) => panic!("parsed: {raw:?}"),
+            Ok((raw, unknown)) if unknown.is_empty() => panic!("parsed: {raw:?}"),
+            Ok((_, unknown)) => unknown,
             Err(e) => e,
         }
+    }
+
+    fn err(text: &str) -> ConfigError {
+        let mut all = errs(text);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once() {
+        let text = "listen: 127.0.0.1:1\nlisten_addr: x\nhealth:\n  intervall: 5s\n  rise: 2\n\
+                    mirrors:\n  - name: a\n  - name: b\n    wieght: 3\n    url: http://b/\n";
+        let (raw, unknown) = parse(text).unwrap();
+        let places: Vec<&str> = unknown.iter().map(|e| e.place.as_str()).collect();
+        assert_eq!(
+            places,
+            ["listen_addr", "health.intervall", "mirrors[1].wieght"]
+        );
+        for (e, line) in unknown.iter().zip([2, 4, 9]) {
+            assert!(e.message.contains("unknown field"), "{e}");
+            assert!(e.message.contains(&format!("(line {line}, column ")), "{e}");
+        }
+        assert!(unknown[2].message.contains("`weight`"), "{}", unknown[2]);
+        // What is known is still read, around the unknown keys.
+        assert_eq!(raw.health.unwrap().rise, Some(2));
+        let mirrors = raw.mirrors.unwrap();
+        assert_eq!(mirrors[1].url.as_deref(), Some("http://b/"));
+    }
+
+    #[test]
+    fn a_key_that_is_not_text_is_unknown_too() {
+        for text in ["listen: 127.0.0.1:1\n8080: x\n", "health:\n  true: 1\n"] {
+            let all = errs(text);
+            assert_eq!(all.len(), 1, "{all:?}");
+            assert!(all[0].message.contains("unknown field"), "{all:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_come_before_a_later_structural_error() {
+        let all = errs("listen_addr: x\nhealth:\n  rise: [1]\n");
+        let places: Vec<&str> = all.iter().map(|e| e.place.as_str()).collect();
+        assert_eq!(places, ["listen_addr", "health.rise"]);
     }
 
     #[test]
@@ -168,7 +225,8 @@ mod tests {
 
     #[test]
     fn empty_sections_are_defaults() {
-        let raw = parse("selection:   # defaults\nlimits:\nhealth:\n").map_err(|e| e.to_string());
+        let raw =
+            parse("selection:   # defaults\nlimits:\nhealth:\n").map_err(|e| format!("{e:?}"));
         assert!(raw.is_ok(), "{raw:?}");
     }
 
@@ -254,7 +312,9 @@ mod tests {
             prev = n;
         }
         text.push_str("mirrors: *i\n");
-        err(&text);
+        // The unknown keys `a` to `f` are reported, then replaying their aliases is refused.
+        let all = errs(&text);
+        assert!(all.last().unwrap().message.contains("alias"), "{all:?}");
         // The same in the shape of the file, where every alias is accepted:
         // a big scalar replayed into many list entries.
         let big = "x".repeat(1 << 20);

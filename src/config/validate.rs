@@ -98,8 +98,10 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 pub(super) fn from_yaml(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-    let raw = parse::parse(text).map_err(|e| ConfigErrors(vec![e]))?;
+    let (raw, unknown_keys) = parse::parse(text).map_err(ConfigErrors)?;
     let mut c = Checker::new(base);
+    // Unknown keys first, then what the known ones hold: every error in one run.
+    c.errors = unknown_keys;
     let config = check(&mut c, raw);
     if c.errors.is_empty() {
         Ok(config)

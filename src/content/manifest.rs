@@ -36,7 +36,7 @@ use super::tree::{self, TreeError};
 
 /// The first line of every v1 manifest.
 pub const HEADER: &str = "# mirrorgate-manifest v1";
-const HEADER_PREFIX: &str = "# mirrorgate-manifest ";
+pub(crate) const HEADER_PREFIX: &str = "# mirrorgate-manifest ";
 
 /// Bytes percent-encoded in a manifest path: those that would break the line
 /// format (space, newline and other controls) and `%` itself.
@@ -140,7 +140,7 @@ pub fn parse_manifest(text: &str) -> Result<ContentIndex, ManifestError> {
     Ok(builder.build())
 }
 
-fn parse_line(line: &str) -> Result<(String, FileInfo), LineProblem> {
+pub(crate) fn parse_line(line: &str) -> Result<(String, FileInfo), LineProblem> {
     let fields: Vec<&str> = line.split(' ').collect();
     let &[hash, size, mtime, path] = fields.as_slice() else {
         return Err(LineProblem::Fields(fields.len()));

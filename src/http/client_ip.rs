@@ -4,7 +4,10 @@
 //! skipping trusted hops; the first untrusted address is the client. Headers
 //! from untrusted peers are ignored: anyone can write them. A malformed header
 //! never fails a request: the peer address is used instead, since nothing
-//! after a malformed hop can be believed.
+//! after a malformed hop can be believed. Empty list members are not hops
+//! (RFC 9110 section 5.6.1), on either side: `X,` and `,X` both name `X`. A
+//! `Forwarded` element that gives a parameter twice (`for=A;for=B`) is
+//! malformed: which address is the client cannot be known.
 //!
 //! Only one header is read, the one the proxies are configured to set
 //! (`client_ip_header`): if both were read, a client could put a forged
@@ -94,7 +97,7 @@ pub fn client_addr(
 
 /// Walks hops given right to left; the first untrusted one is the client.
 /// When every hop is trusted, the leftmost is. `None` on a malformed hop or
-/// no hop at all.
+/// no hop at all; empty members are not hops.
 fn walk<'a>(
     hops_right_to_left: impl Iterator<Item = &'a str>,
     trusted: &TrustedProxies<'_>,
@@ -102,7 +105,13 @@ fn walk<'a>(
 ) -> Option<IpAddr> {
     let mut last = None;
     for hop in hops_right_to_left {
-        let ip = canonical(parse(hop.trim())?);
+        let hop = hop.trim();
+        // Empty list members are skipped (RFC 9110 section 5.6.1), so `X,` and
+        // `,X` name the same client; a list of nothing but empty members names no one.
+        if hop.is_empty() {
+            continue;
+        }
+        let ip = canonical(parse(hop)?);
         if !trusted.contains(ip) {
             return Some(ip);
         }
@@ -240,10 +249,18 @@ fn parse_element(el: &str) -> Option<Element<'_>> {
             Some(q) => q.strip_suffix('"')?,
             None => v,
         };
-        if k.trim().eq_ignore_ascii_case("for") {
-            e.for_ = Some(v);
+        // A parameter given twice in one element is malformed (RFC 7239 section 4:
+        // "each parameter MUST NOT occur more than once per forwarded-pair"):
+        // which of `for=A;for=B` would be the client cannot be known.
+        let slot = if k.trim().eq_ignore_ascii_case("for") {
+            &mut e.for_
         } else if k.trim().eq_ignore_ascii_case("proto") {
-            e.proto = Some(v);
+            &mut e.proto
+        } else {
+            continue;
+        };
+        if slot.replace(v).is_some() {
+            return None;
         }
     }
     Some(e)
@@ -476,6 +493,48 @@ mod tests {
             let c = xff("127.0.0.1", &[("x-forwarded-for", bad)]);
             assert_eq!(c.ip, ip("127.0.0.1"), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn empty_members_are_skipped_on_either_side() {
+        for v in [
+            "203.0.113.9,",
+            ",203.0.113.9",
+            " , 203.0.113.9 , ",
+            "203.0.113.9,,10.0.0.1",
+        ] {
+            assert_eq!(
+                xff("127.0.0.1", &[("x-forwarded-for", v)]).ip,
+                ip("203.0.113.9"),
+                "{v:?}"
+            );
+        }
+        // An empty line among several is an empty member too.
+        let c = xff(
+            "127.0.0.1",
+            &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "")],
+        );
+        assert_eq!(c.ip, ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn forwarded_parameter_twice_in_one_element_is_malformed() {
+        for v in [
+            "for=203.0.113.9;for=198.51.100.7",
+            "for=203.0.113.9;FOR=203.0.113.9",
+            "for=203.0.113.9;proto=https;proto=http",
+            "for=10.0.0.1, for=203.0.113.9;for=198.51.100.7",
+        ] {
+            let c = fwd("127.0.0.1", &[("forwarded", v)]);
+            assert_eq!(c.ip, ip("127.0.0.1"), "{v:?}");
+            assert_eq!(c.scheme, Scheme::Http, "{v:?}");
+        }
+        // The same parameter in two elements is two hops, as it should be.
+        let c = fwd(
+            "127.0.0.1",
+            &[("forwarded", "for=203.0.113.9;proto=https, for=10.0.0.1")],
+        );
+        assert_eq!(c.ip, ip("203.0.113.9"));
     }
 
     #[test]
