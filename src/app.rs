@@ -115,6 +115,7 @@ impl App {
             shutdown_grace: config.limits.shutdown_grace,
             max_connections: config.limits.max_connections,
         };
+        let admin_opts = admin::ServeOptions::from(&config);
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
         let config_proxy = config.proxy.clone();
         let config_roots = config.tls_roots.clone();
@@ -176,6 +177,7 @@ impl App {
                     reload: reload.clone(),
                     checker,
                 },
+                admin_opts,
                 wait(shutdown_rx),
             )),
         ];

@@ -178,6 +178,8 @@ pub(super) struct RawOnDemand {
 pub(super) struct RawAdmin {
     pub token: Option<String>,
     pub token_file: Option<String>,
+    pub header_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 /// One entry of `mirrors:`. `name` and `url` are `Option` so that a missing

@@ -293,12 +293,28 @@ pub struct LimitsConfig {
 
 /// The admin listener's settings. `Debug` hides the token, so a logged
 /// config does not leak it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AdminConfig {
     /// Bearer token for writes to the admin API; without it writes are refused.
     /// From `admin.token`, or read from `admin.token_file` (trimmed); at least
     /// 16 printable ASCII characters.
     pub token: Option<String>,
+    /// Time a connection has to send a complete request head, idle
+    /// keep-alive included.
+    pub header_timeout: Duration,
+    /// Most connections served at once on the admin listener; later ones
+    /// wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        }
+    }
 }
 
 /// One mirror as the file declares it. Location fields left out stay `None`
@@ -333,6 +349,8 @@ impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("header_timeout", &self.header_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }

@@ -552,6 +552,37 @@ fn limits_are_positive() {
 }
 
 #[test]
+fn admin_listener_limits() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.admin.header_timeout, Duration::from_secs(10));
+    assert_eq!(d.admin.max_connections, 64);
+    let c = ok(&with_fallback(
+        "admin:\n  header_timeout: 3s\n  max_connections: 7\n",
+    ));
+    assert_eq!(c.admin.header_timeout, Duration::from_secs(3));
+    assert_eq!(c.admin.max_connections, 7);
+    for (yaml, place, word) in [
+        (
+            "admin:\n  header_timeout: 0s\n",
+            "admin.header_timeout",
+            "zero",
+        ),
+        (
+            "admin:\n  header_timeout: soon\n",
+            "admin.header_timeout",
+            "",
+        ),
+        (
+            "admin:\n  max_connections: 0\n",
+            "admin.max_connections",
+            "more than 0",
+        ),
+    ] {
+        assert_err(&with_fallback(yaml), place, word);
+    }
+}
+
+#[test]
 fn a_mirror_or_a_fallback_is_required() {
     assert_err("listen: 127.0.0.1:8080\n", "mirrors", "503");
     assert_err("mirrors: []\n", "mirrors", "503");
