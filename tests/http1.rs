@@ -130,7 +130,7 @@ async fn both_paths_answer_with_the_same_bytes() {
         format!("GET {iso} HTTP/1.1\r\nHost: mirrors.test\r\nX-Forwarded-For: {FR}\r\n\r\n");
     // The client is the last untrusted hop, whichever line it is on.
     let two_lines =
-        format!("GET {iso} HTTP/1.1\r\nX-Forwarded-For: {US}\r\nx-forwarded-for: {DE}\r\n\r\n");
+        format!("GET {iso} HTTP/1.1\r\nHost: mirrors.test\r\nX-Forwarded-For: {US}\r\nx-forwarded-for: {DE}\r\n\r\n");
     let cases: Vec<(&str, String, u16)> = vec![
         ("a redirect to a mirror", get(iso), 302),
         ("the same, as HEAD", request("HEAD", iso, ""), 302),
@@ -377,6 +377,26 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
     c.send(request("POST", "/a.iso", "").as_bytes()).await;
     assert_eq!(c.response(false).await.status, 405);
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+}
+
+#[tokio::test]
+async fn http11_without_one_host_gets_400_on_both_paths() {
+    let w = world("").await;
+    let no_host = format!("GET /a.iso HTTP/1.1\r\nX-Forwarded-For: {DE}\r\n\r\n");
+    let two_hosts = format!(
+        "GET /a.iso HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nX-Forwarded-For: {DE}\r\n\r\n"
+    );
+    for (what, req) in [("no Host", &no_host), ("two Hosts", &two_hosts)] {
+        let direct = answer(w.addr(), req).await;
+        let general = hypers_answer(w.addr(), req).await;
+        assert_eq!(direct.status, 400, "{what}: {}", direct.text());
+        assert_eq!(dateless_head(&direct), dateless_head(&general), "{what}");
+        assert_eq!(direct.body(), general.body(), "{what}");
+        assert!(direct.text().contains("Host"), "{what}: {}", direct.text());
+    }
+    // HTTP/1.0 may leave it out (another test has it redirected), never send two.
+    let old_two = two_hosts.replacen("HTTP/1.1", "HTTP/1.0", 1);
+    assert_eq!(answer(w.addr(), &old_two).await.status, 400);
 }
 
 /// A request for `path` with `n` more headers.

@@ -22,7 +22,8 @@
 //! hand: a method other than `GET` and `HEAD`; a version other than
 //! HTTP/1.1; a target not in origin form or with a character outside
 //! RFC 3986's; a body or body framing (`Content-Length`,
-//! `Transfer-Encoding`), `Expect` or `Upgrade`; a head that does not parse,
+//! `Transfer-Encoding`), `Expect` or `Upgrade`; no `Host`, or more than one
+//! (hyper's service answers 400); a head that does not parse,
 //! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes.
 //! hyper then answers with its own rules and limits (400, 431 past
 //! [`HEAD_LIMIT`]), so anything unusual meets the general, well-trodden code; a
@@ -286,8 +287,12 @@ impl<'h, 'b> DirectHead<'h, 'b> {
             None => (target, None),
         };
         let mut close = false;
+        let mut hosts = 0;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
+            if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+                hosts += 1;
+            }
             // By length first: most headers are none of these.
             let refused: &[u8] = match name.len() {
                 14 => b"content-length",
@@ -309,6 +314,10 @@ impl<'h, 'b> DirectHead<'h, 'b> {
                     }
                 }
             }
+        }
+        // The 400 it needs is the general path's (`server.rs`).
+        if super::head::bad_host(true, hosts) {
+            return None;
         }
         Some(DirectHead {
             method,
@@ -691,7 +700,7 @@ mod tests {
             assert!(!h.close);
         });
         head_of(
-            b"HEAD /a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+            b"HEAD /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n",
             |h| {
                 let h = h.unwrap();
                 assert_eq!(h.method, Method::HEAD);
@@ -703,15 +712,17 @@ mod tests {
     #[test]
     fn everything_unusual_goes_to_hyper() {
         for raw in [
-            &b"POST /a HTTP/1.1\r\n\r\n"[..],
-            b"GET /a HTTP/1.0\r\n\r\n",
-            b"GET http://h/a HTTP/1.1\r\n\r\n",
-            b"GET /a{b} HTTP/1.1\r\n\r\n",
-            b"GET /a#frag HTTP/1.1\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            b"GET /a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            &b"POST /a HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n",
+            b"GET http://h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a{b} HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nUser-Agent: no-host\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
         ] {
             head_of(raw, |h| {
                 assert!(h.is_none(), "{}", String::from_utf8_lossy(raw));

@@ -10,17 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::HOST;
 use hyper::server::conn::http1;
 use hyper::service::{service_fn, Service};
-use hyper::Request;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::conn::{self, ConnSettings, HEAD_LIMIT};
+use super::head::{bad_host, BAD_HOST};
 use super::stop::Stop;
-use super::{PublicHandler, Resp};
+use super::{text, PublicHandler, Resp};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -111,8 +113,18 @@ pub(super) fn service(
     handler: PublicHandler,
     peer: SocketAddr,
 ) -> impl Service<Request<Incoming>, Response = Resp, Error = Infallible, Future: Send> + Send {
-    service_fn(move |req| {
-        let answer = handler.handle(peer, &req);
-        async move { Ok::<_, Infallible>(answer.await) }
+    service_fn(move |req: Request<Incoming>| {
+        let http11 = req.version() == http::Version::HTTP_11;
+        // RFC 9112, section 3.2: a 400 to an HTTP/1.1 request without a
+        // `Host`, and to any request with more than one. The direct path
+        // leaves such requests to this one, so both answer alike.
+        let answer = (!bad_host(http11, req.headers().get_all(HOST).iter().count()))
+            .then(|| handler.handle(peer, &req));
+        async move {
+            Ok::<_, Infallible>(match answer {
+                Some(answer) => answer.await,
+                None => text(StatusCode::BAD_REQUEST, BAD_HOST),
+            })
+        }
     })
 }
