@@ -3,7 +3,7 @@
 //! off the socket. Its answers must be the very bytes hyper would write;
 //! whatever it does not take (a body, an old version, an odd target, a long
 //! head, another method) goes to hyper on the same connection; its limits
-//! (header timeout, head size, shutdown) hold.
+//! (header and idle timeouts, head size, shutdown) hold.
 
 mod support;
 
@@ -348,20 +348,14 @@ async fn closed_at_the_timeout(
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_after_the_header_timeout() {
+async fn a_new_connection_is_closed_after_the_header_timeout() {
     let timeout = Duration::from_millis(300);
-    let w = world("limits:\n  header_timeout: 300ms").await;
+    // Kept-alive connections have longer than the test's deadline.
+    let w = world("limits:\n  header_timeout: 300ms\n  idle_timeout: 1h").await;
 
     // Silent from the start.
     let before = Instant::now();
     let mut c = RawConn::connect(w.addr()).await;
-    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
-
-    // Silent after one answer.
-    let before = Instant::now();
-    let mut c = RawConn::connect(w.addr()).await;
-    c.send(get("/a.iso").as_bytes()).await;
-    assert_eq!(c.response(false).await.status, 302);
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
 
     // A head begun and never finished.
@@ -370,13 +364,60 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
     c.send(b"GET /a.iso HTTP/1.1\r\nHost: mirrors.test\r\n")
         .await;
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+}
 
-    // Silent after an answer from hyper: its own timeout, the same one.
+#[tokio::test]
+async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let timeout = Duration::from_millis(300);
+    // New connections have longer than the test's deadline.
+    let w = world("limits:\n  header_timeout: 1h\n  idle_timeout: 300ms").await;
+
+    // Silent after a direct answer.
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(get("/a.iso").as_bytes()).await;
     let before = Instant::now();
+    assert_eq!(c.response(false).await.status, 302);
+    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+
+    // A next head begun and never finished.
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(get("/a.iso").as_bytes()).await;
+    let before = Instant::now();
+    assert_eq!(c.response(false).await.status, 302);
+    c.send(b"GET /b.iso HTTP/1.1\r\n").await;
+    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+
+    // Silent after an answer from hyper: its timer, the same timeout.
     let mut c = RawConn::connect(w.addr()).await;
     c.send(request("POST", "/a.iso", "").as_bytes()).await;
+    let before = Instant::now();
     assert_eq!(c.response(false).await.status, 405);
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+}
+
+#[tokio::test]
+async fn a_head_handed_to_hyper_part_read_keeps_its_deadline() {
+    let timeout = Duration::from_secs(6);
+    let w = world("limits:\n  header_timeout: 6s").await;
+    let before = Instant::now();
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(b"GET /slow.iso HTTP/1.1\r\nHost: mirrors.test\r\n")
+        .await;
+    // A slow client: most of the head's time gone before the rest comes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Past the direct path's 16 KiB, unfinished: hyper reads on from here.
+    c.send(format!("X-Filler: {}\r\n", "a".repeat(20 * 1024)).as_bytes())
+        .await;
+    // Closed at 6 s from the start. A timer restarted at the hand-over
+    // would close it at 11 s, past this bound.
+    let latest = before + timeout + Duration::from_secs(4);
+    if tokio::time::timeout_at(latest.into(), c.eof())
+        .await
+        .is_err()
+    {
+        panic!("still open 4 s past the head's 6 s deadline");
+    }
+    assert!(before.elapsed() >= timeout, "closed before the deadline");
 }
 
 #[tokio::test]

@@ -141,6 +141,7 @@ pub(super) struct RawLimits {
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub max_connections: Option<i64>,
+    pub idle_timeout: Option<String>,
 }
 
 /// `origin:`

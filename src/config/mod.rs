@@ -283,8 +283,12 @@ pub struct SelectionConfig {
 pub struct LimitsConfig {
     /// Longest request path accepted (bytes, before decoding).
     pub max_path_bytes: usize,
-    /// Time a client has to send its request headers.
+    /// Time a new connection has to send its first request head, complete.
     pub header_timeout: Duration,
+    /// Time a kept-alive connection has, after an answer, to send the next
+    /// request head, complete (it replaces `header_timeout` for every head
+    /// but the first).
+    pub idle_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// Most connections served at once on the public listener.
@@ -384,6 +388,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_path_bytes: 4096,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
         }

@@ -168,6 +168,12 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: RawLimits) -> LimitsConfig {
             raw.header_timeout.as_deref(),
             d.header_timeout,
         ),
+        idle_timeout: positive_duration(
+            c,
+            "limits.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            d.idle_timeout,
+        ),
         shutdown_grace: positive_duration(
             c,
             "limits.shutdown_grace",

@@ -30,12 +30,14 @@
 //! test holds the bytes of both paths' answers equal, so a client cannot
 //! tell which one answered.
 //!
-//! Limits kept here as hyper keeps them: a connection ready for a request
-//! head (new, or done with the previous answer) must deliver it complete
-//! within `limits.header_timeout`, or is closed. That timer is one per
-//! connection, checked lazily when it fires, so a request costs no timer
-//! operation. On shutdown an idle connection closes at once and a busy one
-//! after its answer.
+//! Limits kept here as hyper keeps them. A new connection must deliver its
+//! first request head complete within `limits.header_timeout`, and a
+//! kept-alive one each later head within `limits.idle_timeout` of the
+//! answer before it, or it is closed: one deadline per head, whoever
+//! parses it, so a head handed to hyper part-read keeps the deadline it had
+//! here. That timer is one per connection, checked lazily when it fires,
+//! so a request costs no timer operation. On shutdown an idle connection
+//! closes at once and a busy one after its answer.
 
 use std::future::Future;
 use std::io;
@@ -50,13 +52,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use hyper::body::Body as _;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ResponseBody;
 use super::download::{Answer, Direct, PublicHandler};
+use super::handover::hand_over;
 use super::head::{RawHeaders, RequestHead};
 use super::redirect::{end_head, header_line, push_hex, status_line, Tail};
 use super::stop::StopWait;
@@ -76,14 +78,17 @@ pub const HEAD_LIMIT: usize = 64 * 1024;
 
 /// What every connection needs from the listener.
 pub struct ConnSettings {
+    /// For the first request head of a connection.
     pub header_timeout: Duration,
+    /// For every later head, from the answer before it.
+    pub idle_timeout: Duration,
     /// hyper's settings, for connections handed to it.
     pub hyper: http1::Builder,
 }
 
-/// Serves one connection until the client closes it, the header timeout
-/// closes it, shutdown closes it, or it is handed to hyper (then until hyper
-/// is done with it). `watcher` keeps graceful shutdown waiting until then.
+/// Serves one connection until the client closes it, a timeout or shutdown
+/// closes it, or it is handed to hyper (then until hyper is done with it).
+/// `watcher` keeps graceful shutdown waiting until then.
 pub async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -95,10 +100,21 @@ pub async fn serve_connection(
     let mut buf = BytesMut::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut date = DateCache::default();
-    let timeout = settings.header_timeout;
+    // The time the head being read has: `header_timeout` for the first,
+    // `idle_timeout` once one was answered.
+    let time_for = |first_head: bool| {
+        if first_head {
+            settings.header_timeout
+        } else {
+            settings.idle_timeout
+        }
+    };
+    let mut first_head = true;
+    // Set once the timer follows `idle_timeout`.
+    let mut kept_alive = false;
     // When the connection became ready for the head it is reading.
     let mut ready_since = Instant::now();
-    let timer = tokio::time::sleep_until((ready_since + timeout).into());
+    let timer = tokio::time::sleep_until((ready_since + time_for(true)).into());
     tokio::pin!(timer);
     let mut stopping = false;
     loop {
@@ -113,6 +129,7 @@ pub async fn serve_connection(
                     buf.advance(used);
                     close = closes;
                     ready_since = now;
+                    first_head = false;
                 }
                 Step::Wait { used, tail, answer } => {
                     // Earlier answers first: the client may be waiting on them.
@@ -138,15 +155,29 @@ pub async fn serve_connection(
                     buf.advance(used);
                     close = tail.close;
                     ready_since = Instant::now();
+                    first_head = false;
                 }
                 Step::Partial if buf.len() <= MAX_HEAD => break,
                 Step::Partial | Step::General => {
                     if write(&mut stream, &mut out).await.is_err() {
                         return;
                     }
-                    hand_over(stream, buf.freeze(), peer, handler, &settings, watcher).await;
+                    // The head at hand keeps the deadline it has here.
+                    let deadline = ready_since + time_for(first_head);
+                    let read = buf.freeze();
+                    hand_over(stream, read, peer, handler, &settings, deadline, watcher).await;
                     return;
                 }
+            }
+        }
+        if !first_head && !kept_alive {
+            kept_alive = true;
+            if settings.idle_timeout < settings.header_timeout {
+                // The timer must not fire after the deadline (it is checked
+                // when it fires); from here on deadlines only grow.
+                timer
+                    .as_mut()
+                    .reset((ready_since + settings.idle_timeout).into());
             }
         }
         if write(&mut stream, &mut out).await.is_err() {
@@ -169,9 +200,9 @@ pub async fn serve_connection(
                 Ok(_) => {}
             },
             () = &mut timer => {
-                let deadline = ready_since + timeout;
+                let deadline = ready_since + time_for(first_head);
                 if Instant::now() >= deadline {
-                    tracing::debug!(%peer, "request head not received within the header timeout");
+                    tracing::debug!(%peer, first_head, "request head not received in time (limits.header_timeout or idle_timeout)");
                     return;
                 }
                 timer.as_mut().reset(deadline.into());
@@ -586,77 +617,6 @@ async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
     r
 }
 
-/// Gives the connection to hyper, with what was read and not answered yet.
-async fn hand_over(
-    stream: TcpStream,
-    read: Bytes,
-    peer: SocketAddr,
-    handler: PublicHandler,
-    settings: &ConnSettings,
-    watcher: Watcher,
-) {
-    let io = Prefixed { read, stream };
-    let svc = super::server::service(handler, peer);
-    let conn = settings.hyper.serve_connection(TokioIo::new(io), svc);
-    // Client resets and timeouts are normal on a public listener.
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, %peer, "connection ended with an error");
-    }
-}
-
-/// A connection whose first bytes were already read.
-struct Prefixed {
-    read: Bytes,
-    stream: TcpStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.read.is_empty() {
-            let n = this.read.len().min(buf.remaining());
-            buf.put_slice(&this.read[..n]);
-            this.read.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
 /// The `date` header's value, formatted once per second, as hyper does;
 /// the wall clock is read only when the second is over.
 #[derive(Default)]
@@ -754,31 +714,6 @@ mod tests {
                 proptest::prop_assert_eq!(uri.query(), h.query);
             }
         }
-    }
-
-    #[test]
-    fn a_prefixed_stream_reads_the_prefix_first() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let client = tokio::spawn(async move {
-                let mut s = TcpStream::connect(addr).await.unwrap();
-                s.write_all(b" world").await.unwrap();
-            });
-            let (stream, _) = l.accept().await.unwrap();
-            let mut p = Prefixed {
-                read: Bytes::from_static(b"hello"),
-                stream,
-            };
-            let mut got = Vec::new();
-            p.read_to_end(&mut got).await.unwrap();
-            assert_eq!(got, b"hello world");
-            client.await.unwrap();
-        });
     }
 
     #[test]

@@ -552,6 +552,24 @@ fn limits_are_positive() {
 }
 
 #[test]
+fn idle_timeout() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.limits.idle_timeout, Duration::from_secs(60));
+    let c = ok(&with_fallback("limits:\n  idle_timeout: 5s\n"));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
+    for (yaml, place, word) in [
+        (
+            "limits:\n  idle_timeout: 0s\n",
+            "limits.idle_timeout",
+            "zero",
+        ),
+        ("limits:\n  idle_timeout: soon\n", "limits.idle_timeout", ""),
+    ] {
+        assert_err(&with_fallback(yaml), place, word);
+    }
+}
+
+#[test]
 fn admin_listener_limits() {
     let d = ok(&with_fallback(""));
     assert_eq!(d.admin.header_timeout, Duration::from_secs(10));
