@@ -3,7 +3,7 @@
 //! off the socket. Its answers must be the very bytes hyper would write;
 //! whatever it does not take (a body, an old version, an odd target, a long
 //! head, another method) goes to hyper on the same connection; its limits
-//! (header and idle timeouts, head size, shutdown) hold.
+//! (header, idle and send timeouts, head size, shutdown) hold.
 
 mod support;
 
@@ -438,6 +438,61 @@ async fn http11_without_one_host_gets_400_on_both_paths() {
     // HTTP/1.0 may leave it out (another test has it redirected), never send two.
     let old_two = two_hosts.replacen("HTTP/1.1", "HTTP/1.0", 1);
     assert_eq!(answer(w.addr(), &old_two).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_client_pipelining_without_reading_is_closed_at_the_send_timeout() {
+    let w = world("limits:\n  send_timeout: 300ms").await;
+    let mut s = support::slow::connect_small_buffer(w.addr()).await;
+    // 20,000 requests at a time, whose answers (several MiB) are never
+    // read, sent again and again: the server stops reading while its
+    // answers wait for the client, so the writes stall too, until the
+    // server gives up on the client and they fail.
+    let all = get("/a.iso").repeat(20_000);
+    within("the server to end the connection", async {
+        use tokio::io::AsyncWriteExt;
+        while s.write_all(all.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    support::slow::drained_to_the_end(&mut s).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_a_proxied_file_is_let_go_with_its_mirror() {
+    use tokio::io::AsyncWriteExt;
+    let mirror = BigMirror::start(1 << 30).await;
+    let m = [M {
+        name: "de-fra",
+        url: mirror.url(),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let top = format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nlimits:\n  send_timeout: 300ms");
+    let t = TestApp::start(&config_yaml(&m, &top)).await;
+    let addr = t.app.public_addr();
+    for (what, req) in [
+        ("the direct path", get("/big.bin")),
+        ("hyper", for_hyper(&get("/big.bin"))),
+    ] {
+        let produced = mirror.produced();
+        let mut s = support::slow::connect_small_buffer(addr).await;
+        s.write_all(req.as_bytes()).await.unwrap();
+        poll_until(&format!("{what}: the transfer to start"), || {
+            let started = mirror.produced() > produced;
+            async move { started }
+        })
+        .await;
+        // The mirror's connection ends: dropped, not kept for reuse.
+        mirror.all_closed().await;
+        // And the client's.
+        support::slow::drained_to_the_end(&mut s).await;
+        assert!(
+            mirror.produced() - produced < 1 << 30,
+            "{what}: the whole file went out"
+        );
+    }
 }
 
 /// A request for `path` with `n` more headers.

@@ -142,6 +142,7 @@ pub(super) struct RawLimits {
     pub shutdown_grace: Option<String>,
     pub max_connections: Option<i64>,
     pub idle_timeout: Option<String>,
+    pub send_timeout: Option<String>,
 }
 
 /// `origin:`

@@ -289,6 +289,9 @@ pub struct LimitsConfig {
     /// request head, complete (it replaces `header_timeout` for every head
     /// but the first).
     pub idle_timeout: Duration,
+    /// Longest a connection may make no progress writing to its client
+    /// before it is closed (and a proxied transfer's mirror let go).
+    pub send_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// Most connections served at once on the public listener.
@@ -389,6 +392,7 @@ impl Default for LimitsConfig {
             max_path_bytes: 4096,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
         }

@@ -174,6 +174,12 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: RawLimits) -> LimitsConfig {
             raw.idle_timeout.as_deref(),
             d.idle_timeout,
         ),
+        send_timeout: positive_duration(
+            c,
+            "limits.send_timeout",
+            raw.send_timeout.as_deref(),
+            d.send_timeout,
+        ),
         shutdown_grace: positive_duration(
             c,
             "limits.shutdown_grace",

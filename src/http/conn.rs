@@ -36,8 +36,14 @@
 //! answer before it, or it is closed: one deadline per head, whoever
 //! parses it, so a head handed to hyper part-read keeps the deadline it had
 //! here. That timer is one per connection, checked lazily when it fires,
-//! so a request costs no timer operation. On shutdown an idle connection
-//! closes at once and a busy one after its answer.
+//! so a request costs no timer operation. A write to the client that makes
+//! no progress for `limits.send_timeout` closes the connection (a proxied
+//! body's mirror connection is dropped with it, never reused); its timer
+//! is made only when the socket is full. Answers to pipelined requests are
+//! written out whenever [`QUEUED`] bytes of them are waiting, and no more
+//! is read meanwhile, so a client that sends and never reads holds a
+//! bounded amount of memory until the send timeout closes it. On shutdown
+//! an idle connection closes at once and a busy one after its answer.
 
 use std::future::Future;
 use std::io;
@@ -76,12 +82,19 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// hyper, so the limit holds on both paths (`server.rs` sets it).
 pub const HEAD_LIMIT: usize = 64 * 1024;
 
+/// Answers held for a client, in bytes, before they are written: past it,
+/// the pipelined requests still buffered wait until the client has taken
+/// these.
+pub const QUEUED: usize = 64 * 1024;
+
 /// What every connection needs from the listener.
 pub struct ConnSettings {
     /// For the first request head of a connection.
     pub header_timeout: Duration,
     /// For every later head, from the answer before it.
     pub idle_timeout: Duration,
+    /// Longest a write to the client may make no progress.
+    pub send_timeout: Duration,
     /// hyper's settings, for connections handed to it.
     pub hyper: http1::Builder,
 }
@@ -100,6 +113,7 @@ pub async fn serve_connection(
     let mut buf = BytesMut::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut date = DateCache::default();
+    let send = settings.send_timeout;
     // The time the head being read has: `header_timeout` for the first,
     // `idle_timeout` once one was answered.
     let time_for = |first_head: bool| {
@@ -130,10 +144,15 @@ pub async fn serve_connection(
                     close = closes;
                     ready_since = now;
                     first_head = false;
+                    // A client that pipelines and does not read gets its
+                    // answers as they are made, not all held here.
+                    if out.len() >= QUEUED && write(&stream, &mut out, send).await.is_err() {
+                        return;
+                    }
                 }
                 Step::Wait { used, tail, answer } => {
                     // Earlier answers first: the client may be waiting on them.
-                    if write(&mut stream, &mut out).await.is_err() {
+                    if write(&stream, &mut out, send).await.is_err() {
                         return;
                     }
                     let answer = answer.await;
@@ -141,7 +160,7 @@ pub async fn serve_connection(
                     let tail = tail.tail(date.at(now));
                     let written = match answer {
                         Answer::Response(resp) if is_streamed(&resp) => {
-                            write_streamed(&mut stream, &mut out, resp, &tail).await
+                            write_streamed(&stream, &mut out, resp, &tail, send).await
                         }
                         answer => {
                             write_answer(&mut out, answer, &tail);
@@ -159,7 +178,7 @@ pub async fn serve_connection(
                 }
                 Step::Partial if buf.len() <= MAX_HEAD => break,
                 Step::Partial | Step::General => {
-                    if write(&mut stream, &mut out).await.is_err() {
+                    if write(&stream, &mut out, send).await.is_err() {
                         return;
                     }
                     // The head at hand keeps the deadline it has here.
@@ -180,7 +199,7 @@ pub async fn serve_connection(
                     .reset((ready_since + settings.idle_timeout).into());
             }
         }
-        if write(&mut stream, &mut out).await.is_err() {
+        if write(&stream, &mut out, send).await.is_err() {
             return;
         }
         if close || (stopping && buf.is_empty()) {
@@ -461,10 +480,11 @@ const GATHER: usize = 16 * 1024;
 /// frame written before the next is asked for. An error means the
 /// connection must close: the body could not be completed.
 async fn write_streamed(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     out: &mut Vec<u8>,
     resp: Resp,
     tail: &Tail<'_>,
+    send: Duration,
 ) -> io::Result<()> {
     let (parts, body) = resp.into_parts();
     write_head_lines(out, &parts);
@@ -490,10 +510,10 @@ async fn write_streamed(
         parts.headers.contains_key(http::header::DATE),
     );
     let ResponseBody::Proxied(mut body) = body else {
-        return write(stream, out).await;
+        return write(stream, out, send).await;
     };
     if bodiless {
-        return write(stream, out).await;
+        return write(stream, out, send).await;
     }
     let mut sent: u64 = 0;
     // The next frame, read from the mirror while the last one was written.
@@ -528,9 +548,9 @@ async fn write_streamed(
         if out.len() + data.len() <= GATHER {
             out.extend_from_slice(&data);
             out.extend_from_slice(end);
-            read_ahead(write(stream, out), &mut body, &mut ahead).await?;
+            read_ahead(write(stream, out, send), &mut body, &mut ahead).await?;
         } else {
-            let w = write_all_vectored(stream, [out.as_slice(), &data, end]);
+            let w = write_all_vectored(stream, [out.as_slice(), &data, end], send);
             read_ahead(w, &mut body, &mut ahead).await?;
             out.clear();
         }
@@ -541,7 +561,7 @@ async fn write_streamed(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    write(stream, out).await
+    write(stream, out, send).await
 }
 
 /// The bytes of a body held in memory; `None` for a proxied body.
@@ -585,10 +605,12 @@ async fn read_ahead(
 }
 
 /// Writes all of `parts`, in order, gathered in as few system calls as the
-/// socket takes them.
+/// socket takes them. An error (`TimedOut`) when the client takes none of
+/// them for `send`: a client that does not read is not kept forever.
 async fn write_all_vectored<const N: usize>(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     mut parts: [&[u8]; N],
+    send: Duration,
 ) -> io::Result<()> {
     loop {
         let slices = parts.map(io::IoSlice::new);
@@ -596,10 +618,25 @@ async fn write_all_vectored<const N: usize>(
         let Some(first) = first else {
             return Ok(());
         };
-        let mut n = stream.write_vectored(&slices[first..]).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
+        // Tried before any wait: most writes are taken at once, and then
+        // cost no timer.
+        let mut n = match stream.try_write_vectored(&slices[first..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(send, stream.writable()).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client took nothing within limits.send_timeout",
+                        ))
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for p in &mut parts[first..] {
             let k = n.min(p.len());
             *p = &p[k..];
@@ -608,11 +645,12 @@ async fn write_all_vectored<const N: usize>(
     }
 }
 
-async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes `out` (see [`write_all_vectored`]) and empties it.
+async fn write(stream: &TcpStream, out: &mut Vec<u8>, send: Duration) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let r = stream.write_all(out).await;
+    let r = write_all_vectored(stream, [out.as_slice()], send).await;
     out.clear();
     r
 }

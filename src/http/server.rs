@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// For every later head, from the end of the answer before it.
     pub idle_timeout: Duration,
+    /// Longest a write to the client may make no progress.
+    pub send_timeout: Duration,
     pub shutdown_grace: Duration,
     pub max_connections: usize,
 }
@@ -40,6 +42,7 @@ impl From<&crate::config::LimitsConfig> for ServeOptions {
         ServeOptions {
             header_timeout: l.header_timeout,
             idle_timeout: l.idle_timeout,
+            send_timeout: l.send_timeout,
             shutdown_grace: l.shutdown_grace,
             max_connections: l.max_connections,
         }
@@ -77,6 +80,7 @@ pub async fn serve(
     let settings = Arc::new(ConnSettings {
         header_timeout: opts.header_timeout,
         idle_timeout: opts.idle_timeout,
+        send_timeout: opts.send_timeout,
         hyper: builder,
     });
     tokio::pin!(shutdown);

@@ -570,6 +570,24 @@ fn idle_timeout() {
 }
 
 #[test]
+fn send_timeout() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.limits.send_timeout, Duration::from_secs(30));
+    let c = ok(&with_fallback("limits:\n  send_timeout: 2s\n"));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(2));
+    assert_err(
+        &with_fallback("limits:\n  send_timeout: 0ms\n"),
+        "limits.send_timeout",
+        "zero",
+    );
+    assert_err(
+        &with_fallback("limits:\n  send_timeout: soon\n"),
+        "limits.send_timeout",
+        "",
+    );
+}
+
+#[test]
 fn admin_listener_limits() {
     let d = ok(&with_fallback(""));
     assert_eq!(d.admin.header_timeout, Duration::from_secs(10));
