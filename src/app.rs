@@ -110,11 +110,8 @@ impl App {
         let (admin_l, admin_addr) = bind("admin_listen", config.admin_listen).await?;
 
         let metrics = Metrics::new();
-        let serve_opts = ServeOptions {
-            header_timeout: config.limits.header_timeout,
-            shutdown_grace: config.limits.shutdown_grace,
-            max_connections: config.limits.max_connections,
-        };
+        let serve_opts = ServeOptions::from(&config.limits);
+        let admin_opts = admin::ServeOptions::from(&config);
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
         let config_proxy = config.proxy.clone();
         let config_roots = config.tls_roots.clone();
@@ -176,6 +173,7 @@ impl App {
                     reload: reload.clone(),
                     checker,
                 },
+                admin_opts,
                 wait(shutdown_rx),
             )),
         ];

@@ -8,6 +8,11 @@ use std::process::{Command, Stdio};
 use support::*;
 
 async fn one_mirror_app() -> (TestApp, FakeMirror) {
+    app_with("").await
+}
+
+/// The app with `admin_more` (lines indented under `admin:`).
+async fn app_with(admin_more: &str) -> (TestApp, FakeMirror) {
     let m = FakeMirror::start().await;
     let yaml = config_yaml(
         &[M {
@@ -18,7 +23,8 @@ async fn one_mirror_app() -> (TestApp, FakeMirror) {
             lon: 8.68,
             extra: "",
         }],
-        TRUSTED_MANUAL_PROBES,
+        // The admin section is the last of these: its keys go on.
+        &format!("{TRUSTED_MANUAL_PROBES}\n{admin_more}"),
     );
     (TestApp::start(&yaml).await, m)
 }
@@ -202,4 +208,76 @@ async fn readyz_waits_for_the_first_probe_round() {
         Some("timeout")
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn slow_admin_connections_are_closed_at_the_header_timeout() {
+    let (t, _m) = app_with("  header_timeout: 500ms").await;
+    let addr = t.app.admin_addr();
+    // 200, past the cap of 64: the later ones wait for a place, and each
+    // is closed half a second after it got one.
+    let drips: Vec<_> = (0..200)
+        .map(|_| {
+            tokio::spawn(support::slow::drip_until_closed(
+                addr,
+                "GET /metrics HTTP/1.1\r\nHost: admin\r\nX-Drip: ",
+                std::time::Duration::from_millis(100),
+            ))
+        })
+        .collect();
+    for d in drips {
+        d.await.unwrap();
+    }
+    // Served as before.
+    assert_eq!(t.admin_status("/livez").await, 200);
+}
+
+#[tokio::test]
+async fn the_admin_listener_serves_at_most_max_connections() {
+    let (t, _m) = app_with("  max_connections: 2").await;
+    let addr = t.app.admin_addr();
+    let livez = "GET /livez HTTP/1.1\r\nHost: admin\r\n\r\n";
+    // Two kept-alive connections hold both places.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = RawConn::connect(addr).await;
+        c.send(livez.as_bytes()).await;
+        assert_eq!(c.response(false).await.status, 200);
+        held.push(c);
+    }
+    let mut third = RawConn::connect(addr).await;
+    third.send(livez.as_bytes()).await;
+    // No answer while they hold them (a bounded look, not a wait for an event).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), third.response(false));
+    assert!(
+        early.await.is_err(),
+        "a third connection was served past the cap"
+    );
+    // One lets go: the third is served.
+    drop(held.pop());
+    assert_eq!(third.response(false).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_oversized_admin_head_gets_431_unparsed() {
+    let (t, _m) = one_mirror_app().await;
+    let addr = t.app.admin_addr();
+    // 400 KB of Authorization: refused before it is read, let alone checked.
+    let mut c = RawConn::connect(addr).await;
+    let head = format!(
+        "POST /api/v1/probe HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {}\r\n\r\n",
+        "a".repeat(400 * 1000)
+    );
+    c.send_until_closed(head.as_bytes()).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 431, "{}", r.text());
+    c.closed().await;
+    // A head within 16 KiB is read and checked: a wrong token.
+    let mut c = RawConn::connect(addr).await;
+    let head = format!(
+        "POST /api/v1/probe HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {}\r\n\r\n",
+        "a".repeat(8 * 1024)
+    );
+    c.send(head.as_bytes()).await;
+    assert_eq!(c.response(false).await.status, 403);
 }

@@ -3,7 +3,7 @@
 //! off the socket. Its answers must be the very bytes hyper would write;
 //! whatever it does not take (a body, an old version, an odd target, a long
 //! head, another method) goes to hyper on the same connection; its limits
-//! (header timeout, head size, shutdown) hold.
+//! (header, idle and send timeouts, head size, shutdown) hold.
 
 mod support;
 
@@ -130,7 +130,7 @@ async fn both_paths_answer_with_the_same_bytes() {
         format!("GET {iso} HTTP/1.1\r\nHost: mirrors.test\r\nX-Forwarded-For: {FR}\r\n\r\n");
     // The client is the last untrusted hop, whichever line it is on.
     let two_lines =
-        format!("GET {iso} HTTP/1.1\r\nX-Forwarded-For: {US}\r\nx-forwarded-for: {DE}\r\n\r\n");
+        format!("GET {iso} HTTP/1.1\r\nHost: mirrors.test\r\nX-Forwarded-For: {US}\r\nx-forwarded-for: {DE}\r\n\r\n");
     let cases: Vec<(&str, String, u16)> = vec![
         ("a redirect to a mirror", get(iso), 302),
         ("the same, as HEAD", request("HEAD", iso, ""), 302),
@@ -348,20 +348,14 @@ async fn closed_at_the_timeout(
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_after_the_header_timeout() {
+async fn a_new_connection_is_closed_after_the_header_timeout() {
     let timeout = Duration::from_millis(300);
-    let w = world("limits:\n  header_timeout: 300ms").await;
+    // Kept-alive connections have longer than the test's deadline.
+    let w = world("limits:\n  header_timeout: 300ms\n  idle_timeout: 1h").await;
 
     // Silent from the start.
     let before = Instant::now();
     let mut c = RawConn::connect(w.addr()).await;
-    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
-
-    // Silent after one answer.
-    let before = Instant::now();
-    let mut c = RawConn::connect(w.addr()).await;
-    c.send(get("/a.iso").as_bytes()).await;
-    assert_eq!(c.response(false).await.status, 302);
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
 
     // A head begun and never finished.
@@ -370,13 +364,135 @@ async fn an_idle_connection_is_closed_after_the_header_timeout() {
     c.send(b"GET /a.iso HTTP/1.1\r\nHost: mirrors.test\r\n")
         .await;
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+}
 
-    // Silent after an answer from hyper: its own timeout, the same one.
+#[tokio::test]
+async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let timeout = Duration::from_millis(300);
+    // New connections have longer than the test's deadline.
+    let w = world("limits:\n  header_timeout: 1h\n  idle_timeout: 300ms").await;
+
+    // Silent after a direct answer.
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(get("/a.iso").as_bytes()).await;
     let before = Instant::now();
+    assert_eq!(c.response(false).await.status, 302);
+    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+
+    // A next head begun and never finished.
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(get("/a.iso").as_bytes()).await;
+    let before = Instant::now();
+    assert_eq!(c.response(false).await.status, 302);
+    c.send(b"GET /b.iso HTTP/1.1\r\n").await;
+    closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+
+    // Silent after an answer from hyper: its timer, the same timeout.
     let mut c = RawConn::connect(w.addr()).await;
     c.send(request("POST", "/a.iso", "").as_bytes()).await;
+    let before = Instant::now();
     assert_eq!(c.response(false).await.status, 405);
     closed_at_the_timeout(&mut c, timeout, before, Instant::now()).await;
+}
+
+#[tokio::test]
+async fn a_head_handed_to_hyper_part_read_keeps_its_deadline() {
+    let timeout = Duration::from_secs(6);
+    let w = world("limits:\n  header_timeout: 6s").await;
+    let before = Instant::now();
+    let mut c = RawConn::connect(w.addr()).await;
+    c.send(b"GET /slow.iso HTTP/1.1\r\nHost: mirrors.test\r\n")
+        .await;
+    // A slow client: most of the head's time gone before the rest comes.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Past the direct path's 16 KiB, unfinished: hyper reads on from here.
+    c.send(format!("X-Filler: {}\r\n", "a".repeat(20 * 1024)).as_bytes())
+        .await;
+    // Closed at 6 s from the start. A timer restarted at the hand-over
+    // would close it at 11 s, past this bound.
+    let latest = before + timeout + Duration::from_secs(4);
+    if tokio::time::timeout_at(latest.into(), c.eof())
+        .await
+        .is_err()
+    {
+        panic!("still open 4 s past the head's 6 s deadline");
+    }
+    assert!(before.elapsed() >= timeout, "closed before the deadline");
+}
+
+#[tokio::test]
+async fn http11_without_one_host_gets_400_on_both_paths() {
+    let w = world("").await;
+    let no_host = format!("GET /a.iso HTTP/1.1\r\nX-Forwarded-For: {DE}\r\n\r\n");
+    let two_hosts = format!(
+        "GET /a.iso HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nX-Forwarded-For: {DE}\r\n\r\n"
+    );
+    for (what, req) in [("no Host", &no_host), ("two Hosts", &two_hosts)] {
+        let direct = answer(w.addr(), req).await;
+        let general = hypers_answer(w.addr(), req).await;
+        assert_eq!(direct.status, 400, "{what}: {}", direct.text());
+        assert_eq!(dateless_head(&direct), dateless_head(&general), "{what}");
+        assert_eq!(direct.body(), general.body(), "{what}");
+        assert!(direct.text().contains("Host"), "{what}: {}", direct.text());
+    }
+    // HTTP/1.0 may leave it out (another test has it redirected), never send two.
+    let old_two = two_hosts.replacen("HTTP/1.1", "HTTP/1.0", 1);
+    assert_eq!(answer(w.addr(), &old_two).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_client_pipelining_without_reading_is_closed_at_the_send_timeout() {
+    let w = world("limits:\n  send_timeout: 300ms").await;
+    let mut s = support::slow::connect_small_buffer(w.addr()).await;
+    // 20,000 requests at a time, whose answers (several MiB) are never
+    // read, sent again and again: the server stops reading while its
+    // answers wait for the client, so the writes stall too, until the
+    // server gives up on the client and they fail.
+    let all = get("/a.iso").repeat(20_000);
+    within("the server to end the connection", async {
+        use tokio::io::AsyncWriteExt;
+        while s.write_all(all.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    support::slow::drained_to_the_end(&mut s).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_a_proxied_file_is_let_go_with_its_mirror() {
+    use tokio::io::AsyncWriteExt;
+    let mirror = BigMirror::start(1 << 30).await;
+    let m = [M {
+        name: "de-fra",
+        url: mirror.url(),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let top = format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nlimits:\n  send_timeout: 300ms");
+    let t = TestApp::start(&config_yaml(&m, &top)).await;
+    let addr = t.app.public_addr();
+    for (what, req) in [
+        ("the direct path", get("/big.bin")),
+        ("hyper", for_hyper(&get("/big.bin"))),
+    ] {
+        let produced = mirror.produced();
+        let mut s = support::slow::connect_small_buffer(addr).await;
+        s.write_all(req.as_bytes()).await.unwrap();
+        poll_until(&format!("{what}: the transfer to start"), || {
+            let started = mirror.produced() > produced;
+            async move { started }
+        })
+        .await;
+        // The mirror's connection ends: dropped, not kept for reuse.
+        mirror.all_closed().await;
+        // And the client's.
+        support::slow::drained_to_the_end(&mut s).await;
+        assert!(
+            mirror.produced() - produced < 1 << 30,
+            "{what}: the whole file went out"
+        );
+    }
 }
 
 /// A request for `path` with `n` more headers.

@@ -1,8 +1,12 @@
 //! The admin listener, on its own address: `/metrics`, `/livez`, `/readyz`, and
-//! the mirror API under `/api/v1/` (reads open, writes need the admin token).
+//! the mirror API under `/api/v1/` (reads open, writes need the admin token),
+//! served with limits of its own (`listener.rs`).
 
 mod api;
 mod auth;
+mod listener;
+
+pub use listener::{ServeOptions, HEAD_LIMIT};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,14 +57,10 @@ pub fn router(s: AdminState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     s: AdminState,
+    opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(s))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "admin listener failed");
-    }
+    listener::serve(listener, router(s), opts, shutdown).await;
 }
 
 async fn metrics(AxState(s): AxState<AdminState>) -> impl IntoResponse {

@@ -141,6 +141,8 @@ pub(super) struct RawLimits {
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub max_connections: Option<i64>,
+    pub idle_timeout: Option<String>,
+    pub send_timeout: Option<String>,
 }
 
 /// `origin:`
@@ -178,6 +180,8 @@ pub(super) struct RawOnDemand {
 pub(super) struct RawAdmin {
     pub token: Option<String>,
     pub token_file: Option<String>,
+    pub header_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 /// One entry of `mirrors:`. `name` and `url` are `Option` so that a missing

@@ -284,8 +284,15 @@ pub struct SelectionConfig {
 pub struct LimitsConfig {
     /// Longest request path accepted (bytes, before decoding).
     pub max_path_bytes: usize,
-    /// Time a client has to send its request headers.
+    /// Time a new connection has to send its first request head, complete.
     pub header_timeout: Duration,
+    /// Time a kept-alive connection has, after an answer, to send the next
+    /// request head, complete (it replaces `header_timeout` for every head
+    /// but the first).
+    pub idle_timeout: Duration,
+    /// Longest a connection may make no progress writing to its client
+    /// before it is closed (and a proxied transfer's mirror let go).
+    pub send_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// Most connections served at once on the public listener.
@@ -294,12 +301,28 @@ pub struct LimitsConfig {
 
 /// The admin listener's settings. `Debug` hides the token, so a logged
 /// config does not leak it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AdminConfig {
     /// Bearer token for writes to the admin API; without it writes are refused.
     /// From `admin.token`, or read from `admin.token_file` (trimmed); at least
     /// 16 printable ASCII characters.
     pub token: Option<String>,
+    /// Time a connection has to send a complete request head, idle
+    /// keep-alive included.
+    pub header_timeout: Duration,
+    /// Most connections served at once on the admin listener; later ones
+    /// wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        }
+    }
 }
 
 /// One mirror as the file declares it. Location fields left out stay `None`
@@ -334,6 +357,8 @@ impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AdminConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("header_timeout", &self.header_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -367,6 +392,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_path_bytes: 4096,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
         }

@@ -168,6 +168,18 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: RawLimits) -> LimitsConfig {
             raw.header_timeout.as_deref(),
             d.header_timeout,
         ),
+        idle_timeout: positive_duration(
+            c,
+            "limits.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            d.idle_timeout,
+        ),
+        send_timeout: positive_duration(
+            c,
+            "limits.send_timeout",
+            raw.send_timeout.as_deref(),
+            d.send_timeout,
+        ),
         shutdown_grace: positive_duration(
             c,
             "limits.shutdown_grace",
@@ -187,25 +199,48 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: RawLimits) -> LimitsConfig {
 const MIN_TOKEN_CHARS: usize = 16;
 
 pub(super) fn admin(c: &mut Checker<'_>, raw: RawAdmin) -> AdminConfig {
-    let (place, token) = match (raw.token, raw.token_file) {
+    let d = AdminConfig::default();
+    AdminConfig {
+        header_timeout: positive_duration(
+            c,
+            "admin.header_timeout",
+            raw.header_timeout.as_deref(),
+            d.header_timeout,
+        ),
+        max_connections: positive(
+            c,
+            "admin.max_connections",
+            raw.max_connections,
+            d.max_connections,
+        ),
+        token: admin_token(c, raw.token, raw.token_file),
+    }
+}
+
+fn admin_token(
+    c: &mut Checker<'_>,
+    token: Option<String>,
+    token_file: Option<String>,
+) -> Option<String> {
+    let (place, token) = match (token, token_file) {
         (Some(_), Some(_)) => {
             c.err("admin", "give token or token_file, not both");
-            return AdminConfig::default();
+            return None;
         }
-        (None, None) => return AdminConfig::default(),
+        (None, None) => return None,
         (Some(t), None) => ("admin.token", t),
         (None, Some(f)) => {
             let before = c.errors.len();
             let path = c.readable_file("admin.token_file", &f);
             if c.errors.len() > before {
-                return AdminConfig::default();
+                return None;
             }
             match read_token_file(&path) {
                 // A trailing newline from `echo > file` is not part of the token.
                 Ok(t) => ("admin.token_file", t.trim().to_owned()),
                 Err(e) => {
                     c.err("admin.token_file", format!("{}: {e}", path.display()));
-                    return AdminConfig::default();
+                    return None;
                 }
             }
         }
@@ -221,7 +256,7 @@ pub(super) fn admin(c: &mut Checker<'_>, raw: RawAdmin) -> AdminConfig {
         // It travels in an `Authorization: Bearer` header.
         c.err(place, "the token must be printable ASCII without spaces");
     }
-    AdminConfig { token: Some(token) }
+    Some(token)
 }
 
 /// Longest token file read: a token is short, so a bigger file is the wrong one.

@@ -22,19 +22,28 @@
 //! hand: a method other than `GET` and `HEAD`; a version other than
 //! HTTP/1.1; a target not in origin form or with a character outside
 //! RFC 3986's; a body or body framing (`Content-Length`,
-//! `Transfer-Encoding`), `Expect` or `Upgrade`; a head that does not parse,
+//! `Transfer-Encoding`), `Expect` or `Upgrade`; no `Host`, or more than one
+//! (hyper's service answers 400); a head that does not parse,
 //! has more than [`MAX_HEADERS`] headers or is over [`MAX_HEAD`] bytes.
 //! hyper then answers with its own rules and limits (400, 431 past
 //! [`HEAD_LIMIT`]), so anything unusual meets the general, well-trodden code; a
 //! test holds the bytes of both paths' answers equal, so a client cannot
 //! tell which one answered.
 //!
-//! Limits kept here as hyper keeps them: a connection ready for a request
-//! head (new, or done with the previous answer) must deliver it complete
-//! within `limits.header_timeout`, or is closed. That timer is one per
-//! connection, checked lazily when it fires, so a request costs no timer
-//! operation. On shutdown an idle connection closes at once and a busy one
-//! after its answer.
+//! Limits kept here as hyper keeps them. A new connection must deliver its
+//! first request head complete within `limits.header_timeout`, and a
+//! kept-alive one each later head within `limits.idle_timeout` of the
+//! answer before it, or it is closed: one deadline per head, whoever
+//! parses it, so a head handed to hyper part-read keeps the deadline it had
+//! here. That timer is one per connection, checked lazily when it fires,
+//! so a request costs no timer operation. A write to the client that makes
+//! no progress for `limits.send_timeout` closes the connection (a proxied
+//! body's mirror connection is dropped with it, never reused); its timer
+//! is made only when the socket is full. Answers to pipelined requests are
+//! written out whenever [`QUEUED`] bytes of them are waiting, and no more
+//! is read meanwhile, so a client that sends and never reads holds a
+//! bounded amount of memory until the send timeout closes it. On shutdown
+//! an idle connection closes at once and a busy one after its answer.
 
 use std::future::Future;
 use std::io;
@@ -49,13 +58,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use hyper::body::Body as _;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::ResponseBody;
 use super::download::{Answer, Direct, PublicHandler};
+use super::handover::hand_over;
 use super::head::{RawHeaders, RequestHead};
 use super::redirect::{end_head, header_line, push_hex, status_line, Tail};
 use super::stop::StopWait;
@@ -73,16 +82,26 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// hyper, so the limit holds on both paths (`server.rs` sets it).
 pub const HEAD_LIMIT: usize = 64 * 1024;
 
+/// Answers held for a client, in bytes, before they are written: past it,
+/// the pipelined requests still buffered wait until the client has taken
+/// these.
+pub const QUEUED: usize = 64 * 1024;
+
 /// What every connection needs from the listener.
 pub struct ConnSettings {
+    /// For the first request head of a connection.
     pub header_timeout: Duration,
+    /// For every later head, from the answer before it.
+    pub idle_timeout: Duration,
+    /// Longest a write to the client may make no progress.
+    pub send_timeout: Duration,
     /// hyper's settings, for connections handed to it.
     pub hyper: http1::Builder,
 }
 
-/// Serves one connection until the client closes it, the header timeout
-/// closes it, shutdown closes it, or it is handed to hyper (then until hyper
-/// is done with it). `watcher` keeps graceful shutdown waiting until then.
+/// Serves one connection until the client closes it, a timeout or shutdown
+/// closes it, or it is handed to hyper (then until hyper is done with it).
+/// `watcher` keeps graceful shutdown waiting until then.
 pub async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -94,10 +113,22 @@ pub async fn serve_connection(
     let mut buf = BytesMut::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut date = DateCache::default();
-    let timeout = settings.header_timeout;
+    let send = settings.send_timeout;
+    // The time the head being read has: `header_timeout` for the first,
+    // `idle_timeout` once one was answered.
+    let time_for = |first_head: bool| {
+        if first_head {
+            settings.header_timeout
+        } else {
+            settings.idle_timeout
+        }
+    };
+    let mut first_head = true;
+    // Set once the timer follows `idle_timeout`.
+    let mut kept_alive = false;
     // When the connection became ready for the head it is reading.
     let mut ready_since = Instant::now();
-    let timer = tokio::time::sleep_until((ready_since + timeout).into());
+    let timer = tokio::time::sleep_until((ready_since + time_for(true)).into());
     tokio::pin!(timer);
     let mut stopping = false;
     loop {
@@ -112,10 +143,16 @@ pub async fn serve_connection(
                     buf.advance(used);
                     close = closes;
                     ready_since = now;
+                    first_head = false;
+                    // A client that pipelines and does not read gets its
+                    // answers as they are made, not all held here.
+                    if out.len() >= QUEUED && write(&stream, &mut out, send).await.is_err() {
+                        return;
+                    }
                 }
                 Step::Wait { used, tail, answer } => {
                     // Earlier answers first: the client may be waiting on them.
-                    if write(&mut stream, &mut out).await.is_err() {
+                    if write(&stream, &mut out, send).await.is_err() {
                         return;
                     }
                     let answer = answer.await;
@@ -123,7 +160,7 @@ pub async fn serve_connection(
                     let tail = tail.tail(date.at(now));
                     let written = match answer {
                         Answer::Response(resp) if is_streamed(&resp) => {
-                            write_streamed(&mut stream, &mut out, resp, &tail).await
+                            write_streamed(&stream, &mut out, resp, &tail, send).await
                         }
                         answer => {
                             write_answer(&mut out, answer, &tail);
@@ -137,18 +174,32 @@ pub async fn serve_connection(
                     buf.advance(used);
                     close = tail.close;
                     ready_since = Instant::now();
+                    first_head = false;
                 }
                 Step::Partial if buf.len() <= MAX_HEAD => break,
                 Step::Partial | Step::General => {
-                    if write(&mut stream, &mut out).await.is_err() {
+                    if write(&stream, &mut out, send).await.is_err() {
                         return;
                     }
-                    hand_over(stream, buf.freeze(), peer, handler, &settings, watcher).await;
+                    // The head at hand keeps the deadline it has here.
+                    let deadline = ready_since + time_for(first_head);
+                    let read = buf.freeze();
+                    hand_over(stream, read, peer, handler, &settings, deadline, watcher).await;
                     return;
                 }
             }
         }
-        if write(&mut stream, &mut out).await.is_err() {
+        if !first_head && !kept_alive {
+            kept_alive = true;
+            if settings.idle_timeout < settings.header_timeout {
+                // The timer must not fire after the deadline (it is checked
+                // when it fires); from here on deadlines only grow.
+                timer
+                    .as_mut()
+                    .reset((ready_since + settings.idle_timeout).into());
+            }
+        }
+        if write(&stream, &mut out, send).await.is_err() {
             return;
         }
         if close || (stopping && buf.is_empty()) {
@@ -168,9 +219,9 @@ pub async fn serve_connection(
                 Ok(_) => {}
             },
             () = &mut timer => {
-                let deadline = ready_since + timeout;
+                let deadline = ready_since + time_for(first_head);
                 if Instant::now() >= deadline {
-                    tracing::debug!(%peer, "request head not received within the header timeout");
+                    tracing::debug!(%peer, first_head, "request head not received in time (limits.header_timeout or idle_timeout)");
                     return;
                 }
                 timer.as_mut().reset(deadline.into());
@@ -286,8 +337,12 @@ impl<'h, 'b> DirectHead<'h, 'b> {
             None => (target, None),
         };
         let mut close = false;
+        let mut hosts = 0;
         for h in req.headers.iter() {
             let name = h.name.as_bytes();
+            if name.len() == 4 && name.eq_ignore_ascii_case(b"host") {
+                hosts += 1;
+            }
             // By length first: most headers are none of these.
             let refused: &[u8] = match name.len() {
                 14 => b"content-length",
@@ -309,6 +364,10 @@ impl<'h, 'b> DirectHead<'h, 'b> {
                     }
                 }
             }
+        }
+        // The 400 it needs is the general path's (`server.rs`).
+        if super::head::bad_host(true, hosts) {
+            return None;
         }
         Some(DirectHead {
             method,
@@ -421,10 +480,11 @@ const GATHER: usize = 16 * 1024;
 /// frame written before the next is asked for. An error means the
 /// connection must close: the body could not be completed.
 async fn write_streamed(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     out: &mut Vec<u8>,
     resp: Resp,
     tail: &Tail<'_>,
+    send: Duration,
 ) -> io::Result<()> {
     let (parts, body) = resp.into_parts();
     write_head_lines(out, &parts);
@@ -450,10 +510,10 @@ async fn write_streamed(
         parts.headers.contains_key(http::header::DATE),
     );
     let ResponseBody::Proxied(mut body) = body else {
-        return write(stream, out).await;
+        return write(stream, out, send).await;
     };
     if bodiless {
-        return write(stream, out).await;
+        return write(stream, out, send).await;
     }
     let mut sent: u64 = 0;
     // The next frame, read from the mirror while the last one was written.
@@ -488,9 +548,9 @@ async fn write_streamed(
         if out.len() + data.len() <= GATHER {
             out.extend_from_slice(&data);
             out.extend_from_slice(end);
-            read_ahead(write(stream, out), &mut body, &mut ahead).await?;
+            read_ahead(write(stream, out, send), &mut body, &mut ahead).await?;
         } else {
-            let w = write_all_vectored(stream, [out.as_slice(), &data, end]);
+            let w = write_all_vectored(stream, [out.as_slice(), &data, end], send);
             read_ahead(w, &mut body, &mut ahead).await?;
             out.clear();
         }
@@ -501,7 +561,7 @@ async fn write_streamed(
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    write(stream, out).await
+    write(stream, out, send).await
 }
 
 /// The bytes of a body held in memory; `None` for a proxied body.
@@ -545,10 +605,12 @@ async fn read_ahead(
 }
 
 /// Writes all of `parts`, in order, gathered in as few system calls as the
-/// socket takes them.
+/// socket takes them. An error (`TimedOut`) when the client takes none of
+/// them for `send`: a client that does not read is not kept forever.
 async fn write_all_vectored<const N: usize>(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     mut parts: [&[u8]; N],
+    send: Duration,
 ) -> io::Result<()> {
     loop {
         let slices = parts.map(io::IoSlice::new);
@@ -556,10 +618,25 @@ async fn write_all_vectored<const N: usize>(
         let Some(first) = first else {
             return Ok(());
         };
-        let mut n = stream.write_vectored(&slices[first..]).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
+        // Tried before any wait: most writes are taken at once, and then
+        // cost no timer.
+        let mut n = match stream.try_write_vectored(&slices[first..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(send, stream.writable()).await {
+                    Ok(ready) => ready?,
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client took nothing within limits.send_timeout",
+                        ))
+                    }
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for p in &mut parts[first..] {
             let k = n.min(p.len());
             *p = &p[k..];
@@ -568,84 +645,14 @@ async fn write_all_vectored<const N: usize>(
     }
 }
 
-async fn write(stream: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes `out` (see [`write_all_vectored`]) and empties it.
+async fn write(stream: &TcpStream, out: &mut Vec<u8>, send: Duration) -> io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let r = stream.write_all(out).await;
+    let r = write_all_vectored(stream, [out.as_slice()], send).await;
     out.clear();
     r
-}
-
-/// Gives the connection to hyper, with what was read and not answered yet.
-async fn hand_over(
-    stream: TcpStream,
-    read: Bytes,
-    peer: SocketAddr,
-    handler: PublicHandler,
-    settings: &ConnSettings,
-    watcher: Watcher,
-) {
-    let io = Prefixed { read, stream };
-    let svc = super::server::service(handler, peer);
-    let conn = settings.hyper.serve_connection(TokioIo::new(io), svc);
-    // Client resets and timeouts are normal on a public listener.
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, %peer, "connection ended with an error");
-    }
-}
-
-/// A connection whose first bytes were already read.
-struct Prefixed {
-    read: Bytes,
-    stream: TcpStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.read.is_empty() {
-            let n = this.read.len().min(buf.remaining());
-            buf.put_slice(&this.read[..n]);
-            this.read.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
 }
 
 /// The `date` header's value, formatted once per second, as hyper does;
@@ -691,7 +698,7 @@ mod tests {
             assert!(!h.close);
         });
         head_of(
-            b"HEAD /a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n",
+            b"HEAD /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n",
             |h| {
                 let h = h.unwrap();
                 assert_eq!(h.method, Method::HEAD);
@@ -703,15 +710,17 @@ mod tests {
     #[test]
     fn everything_unusual_goes_to_hyper() {
         for raw in [
-            &b"POST /a HTTP/1.1\r\n\r\n"[..],
-            b"GET /a HTTP/1.0\r\n\r\n",
-            b"GET http://h/a HTTP/1.1\r\n\r\n",
-            b"GET /a{b} HTTP/1.1\r\n\r\n",
-            b"GET /a#frag HTTP/1.1\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            b"GET /a HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            b"GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            &b"POST /a HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n",
+            b"GET http://h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a{b} HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nUser-Agent: no-host\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
         ] {
             head_of(raw, |h| {
                 assert!(h.is_none(), "{}", String::from_utf8_lossy(raw));
@@ -743,31 +752,6 @@ mod tests {
                 proptest::prop_assert_eq!(uri.query(), h.query);
             }
         }
-    }
-
-    #[test]
-    fn a_prefixed_stream_reads_the_prefix_first() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let client = tokio::spawn(async move {
-                let mut s = TcpStream::connect(addr).await.unwrap();
-                s.write_all(b" world").await.unwrap();
-            });
-            let (stream, _) = l.accept().await.unwrap();
-            let mut p = Prefixed {
-                read: Bytes::from_static(b"hello"),
-                stream,
-            };
-            let mut got = Vec::new();
-            p.read_to_end(&mut got).await.unwrap();
-            assert_eq!(got, b"hello world");
-            client.await.unwrap();
-        });
     }
 
     #[test]

@@ -59,6 +59,16 @@ pub fn text(v: &[u8]) -> Option<&str> {
     }
 }
 
+/// Whether a request with `hosts` lines of `Host` must get 400 (RFC 9112,
+/// section 3.2): HTTP/1.1 needs exactly one; an HTTP/1.0 request may have
+/// none, but never more than one.
+pub fn bad_host(http11: bool, hosts: usize) -> bool {
+    hosts > 1 || (http11 && hosts == 0)
+}
+
+/// The body of the 400 answer to [`bad_host`].
+pub const BAD_HOST: &str = "a request needs exactly one Host header (RFC 9112, section 3.2)";
+
 /// A request as the download handler sees it.
 pub trait RequestHead {
     type Headers: Headers;
@@ -144,6 +154,16 @@ mod tests {
             assert_eq!(raw.contains(name), map.contains(name));
         }
         assert_eq!(raw.lines(&xff).next_back(), Some(&b"5.6.7.8, 9.9.9.9"[..]));
+    }
+
+    #[test]
+    fn http11_needs_one_host_and_nothing_has_two() {
+        assert!(!bad_host(true, 1));
+        assert!(bad_host(true, 0));
+        assert!(bad_host(true, 2));
+        assert!(!bad_host(false, 0));
+        assert!(!bad_host(false, 1));
+        assert!(bad_host(false, 2));
     }
 
     #[test]

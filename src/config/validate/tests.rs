@@ -552,6 +552,73 @@ fn limits_are_positive() {
 }
 
 #[test]
+fn idle_timeout() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.limits.idle_timeout, Duration::from_secs(60));
+    let c = ok(&with_fallback("limits:\n  idle_timeout: 5s\n"));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(5));
+    for (yaml, place, word) in [
+        (
+            "limits:\n  idle_timeout: 0s\n",
+            "limits.idle_timeout",
+            "zero",
+        ),
+        ("limits:\n  idle_timeout: soon\n", "limits.idle_timeout", ""),
+    ] {
+        assert_err(&with_fallback(yaml), place, word);
+    }
+}
+
+#[test]
+fn send_timeout() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.limits.send_timeout, Duration::from_secs(30));
+    let c = ok(&with_fallback("limits:\n  send_timeout: 2s\n"));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(2));
+    assert_err(
+        &with_fallback("limits:\n  send_timeout: 0ms\n"),
+        "limits.send_timeout",
+        "zero",
+    );
+    assert_err(
+        &with_fallback("limits:\n  send_timeout: soon\n"),
+        "limits.send_timeout",
+        "",
+    );
+}
+
+#[test]
+fn admin_listener_limits() {
+    let d = ok(&with_fallback(""));
+    assert_eq!(d.admin.header_timeout, Duration::from_secs(10));
+    assert_eq!(d.admin.max_connections, 64);
+    let c = ok(&with_fallback(
+        "admin:\n  header_timeout: 3s\n  max_connections: 7\n",
+    ));
+    assert_eq!(c.admin.header_timeout, Duration::from_secs(3));
+    assert_eq!(c.admin.max_connections, 7);
+    for (yaml, place, word) in [
+        (
+            "admin:\n  header_timeout: 0s\n",
+            "admin.header_timeout",
+            "zero",
+        ),
+        (
+            "admin:\n  header_timeout: soon\n",
+            "admin.header_timeout",
+            "",
+        ),
+        (
+            "admin:\n  max_connections: 0\n",
+            "admin.max_connections",
+            "more than 0",
+        ),
+    ] {
+        assert_err(&with_fallback(yaml), place, word);
+    }
+}
+
+#[test]
 fn a_mirror_or_a_fallback_is_required() {
     assert_err("listen: 127.0.0.1:8080\n", "mirrors", "503");
     assert_err("mirrors: []\n", "mirrors", "503");

@@ -1,0 +1,112 @@
+//! The admin listener's accept loop: the admin router served by hyper with
+//! limits of its own (`admin.*`), as the public listener has: a connection
+//! cap (later connections wait to be accepted), a deadline for every
+//! request head (idle keep-alive included), a head size limit (431 past
+//! it, before the head is parsed into a header map), and graceful shutdown
+//! bounded by `limits.shutdown_grace`. Request bodies are capped by the
+//! router (`DefaultBodyLimit`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+
+/// The longest request head the admin listener reads: its requests carry a
+/// token and a few short headers.
+pub const HEAD_LIMIT: usize = 16 * 1024;
+
+/// Limits of the admin listener.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl From<&Config> for ServeOptions {
+    fn from(c: &Config) -> Self {
+        ServeOptions {
+            header_timeout: c.admin.header_timeout,
+            max_connections: c.admin.max_connections,
+            shutdown_grace: c.limits.shutdown_grace,
+        }
+    }
+}
+
+/// Serves `router` until `shutdown` resolves, then stops accepting and gives
+/// open connections `shutdown_grace` to finish their requests.
+pub(super) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .keep_alive(true)
+        // Both, as on the public listener: `max_buf_size` is checked only
+        // while a head is incomplete, `max_header_size` on every head.
+        .max_buf_size(HEAD_LIMIT)
+        .max_header_size(HEAD_LIMIT);
+    tokio::pin!(shutdown);
+    loop {
+        // A permit before accepting: past the cap, connections wait in the
+        // backlog instead of holding memory and a task each.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: say so, then give
+                    // the process a moment instead of spinning on the error.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            // The router is always ready; each request gets its own handle.
+            let mut router = router.clone();
+            tower_service::Service::call(&mut router, req)
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            // Timeouts and resets are a client's business.
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "admin connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(opts.shutdown_grace) => {
+            tracing::warn!(grace = ?opts.shutdown_grace, "admin connections still open after the grace period; closing them");
+        }
+    }
+}
