@@ -152,8 +152,14 @@ impl App {
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
         // Like the checker, the proxy's connection pool outlives reloads.
-        let proxy = Proxy::new(&config_proxy, &config_roots, metrics.clone(), &state)
-            .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
+        let proxy = Proxy::new(
+            &config_proxy,
+            &config_roots,
+            metrics.clone(),
+            &state,
+            &[public_addr, admin_addr],
+        )
+        .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
         let handler = PublicHandler::new(
             state.clone(),
             metrics.clone(),

@@ -37,13 +37,20 @@ pub enum UpstreamError {
     /// A mirror asked to resume answered with another copy of the file.
     #[error("the resumed answer did not match the first")]
     Mismatch,
+    /// The mirror redirected somewhere other than under its own base URL
+    /// (the same rule as probes, [`crate::health::within_base`]).
+    #[error("redirected off the mirror")]
+    RedirectOffSite,
+    /// The mirror's address is one of mirrorgate's own listeners.
+    #[error("the mirror's address is one of mirrorgate's own listeners")]
+    SelfAddress,
     /// Anything else (protocol error, unusable URL).
     #[error("other error")]
     Other,
 }
 
 /// Every value of the `kind` label, for removing a mirror's series.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "connect_refused",
     "connect",
     "dns",
@@ -54,6 +61,8 @@ pub const KINDS: [&str; 11] = [
     "idle",
     "body",
     "mismatch",
+    "redirect_off_site",
+    "self_address",
     "other",
 ];
 
@@ -71,6 +80,8 @@ impl UpstreamError {
             Self::Idle => "idle",
             Self::Body => "body",
             Self::Mismatch => "mismatch",
+            Self::RedirectOffSite => "redirect_off_site",
+            Self::SelfAddress => "self_address",
             Self::Other => "other",
         }
     }
@@ -86,7 +97,9 @@ impl UpstreamError {
             Self::Tls => Some(FailureReason::Tls),
             Self::Timeout | Self::Idle => Some(FailureReason::Timeout),
             Self::Status(code) => Some(FailureReason::HttpStatus(*code)),
-            Self::Body | Self::Other => Some(FailureReason::Other),
+            Self::RedirectOffSite => Some(FailureReason::RedirectOffSite),
+            // A mirror configured at mirrorgate's own address cannot serve.
+            Self::Body | Self::SelfAddress | Self::Other => Some(FailureReason::Other),
             Self::NotFound | Self::Mismatch => None,
         }
     }
@@ -119,6 +132,8 @@ mod tests {
             UpstreamError::Idle,
             UpstreamError::Body,
             UpstreamError::Mismatch,
+            UpstreamError::RedirectOffSite,
+            UpstreamError::SelfAddress,
             UpstreamError::Other,
         ] {
             assert!(KINDS.contains(&e.as_str()), "{e:?}");

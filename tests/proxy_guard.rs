@@ -1,0 +1,116 @@
+//! Proxy mode against mirrors that misbehave: redirecting off themselves
+//! (to mirrorgate's admin listener, to a foreign host), hanging past the
+//! first-byte timeout, dying mid-body.
+
+mod support;
+
+use support::redirecting::RedirectMirror;
+use support::*;
+
+/// A config where a client in Germany ranks `first` (de-fra) before `second` (us-nyc).
+fn two(first: String, second: String, extra_top: &str) -> String {
+    let ms = [
+        M {
+            name: "de-fra",
+            url: first,
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        },
+        M {
+            name: "us-nyc",
+            url: second,
+            cc: "US",
+            lat: 40.71,
+            lon: -74.01,
+            extra: "",
+        },
+    ];
+    config_yaml(&ms, &format!("{TRUSTED_MANUAL_PROBES}\n{extra_top}"))
+}
+
+fn get(t: &TestApp, path: &str) -> reqwest::RequestBuilder {
+    t.http.get(t.url(path)).header("x-forwarded-for", DE)
+}
+
+/// The value of one series of the app's metrics (0 when absent).
+fn metric(t: &TestApp, series: &str) -> f64 {
+    t.app
+        .metrics()
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_redirect_to_the_admin_listener_is_not_followed_and_the_next_mirror_serves() {
+    let bad = RedirectMirror::start("http://invalid.example/").await;
+    let good = BigMirror::start(5000).await;
+    let t = TestApp::start(&two(bad.url(), good.url(), "mode: proxy")).await;
+    let admin = t.admin("/api/v1/mirrors");
+    bad.redirect_to(&admin);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
+    let body = r.bytes().await.unwrap();
+    assert_eq!(
+        body,
+        expected(0, 5000),
+        "the file, never the admin API's JSON"
+    );
+    assert_eq!(good.file_hits().len(), 1);
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_upstream_errors_total{kind=\"redirect_off_site\",mirror=\"de-fra\"}"
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_location_never_reaches_the_client_even_when_redirects_are_passed_on() {
+    let bad = RedirectMirror::start("http://evil.example/pwn").await;
+    let good = BigMirror::start(5000).await;
+    let yaml = two(
+        bad.url(),
+        good.url(),
+        "mode: proxy\nproxy:\n  follow_redirects: 0",
+    );
+    let t = TestApp::start(&yaml).await;
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(r.bytes().await.unwrap(), expected(0, 5000));
+    // A redirect on the same host but outside the mirror's base path is as foreign.
+    let elsewhere = format!("http://{}/private/big.bin", bad.addr);
+    bad.redirect_to(&elsewhere);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(r.bytes().await.unwrap(), expected(0, 5000));
+}
+
+#[tokio::test]
+async fn with_only_a_foreign_redirect_the_client_gets_an_error_not_the_location() {
+    let bad = RedirectMirror::start("http://evil.example/pwn").await;
+    let ms = [M {
+        name: "de-fra",
+        url: bad.url(),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let yaml = config_yaml(
+        &ms,
+        &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nproxy:\n  follow_redirects: 0"),
+    );
+    let t = TestApp::start(&yaml).await;
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("location").is_none());
+    assert!(!r.text().await.unwrap().contains("evil.example"));
+}
