@@ -114,3 +114,49 @@ async fn with_only_a_foreign_redirect_the_client_gets_an_error_not_the_location(
     assert!(r.headers().get("location").is_none());
     assert!(!r.text().await.unwrap().contains("evil.example"));
 }
+
+#[tokio::test]
+async fn a_body_cut_short_with_no_mirror_to_resume_from_counts_as_a_proxy_error() {
+    let len = 4 * 1024 * 1024;
+    let only = BigMirror::start(len).await;
+    let ms = [M {
+        name: "de-fra",
+        url: only.url(),
+        cc: "DE",
+        lat: 50.11,
+        lon: 8.68,
+        extra: "",
+    }];
+    let yaml = config_yaml(
+        &ms,
+        &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nproxy:\n  passive_failures: false"),
+    );
+    let t = TestApp::start(&yaml).await;
+    // A whole body first: counted as proxied.
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len() as u64, len);
+    let proxied = "mirrorgate_requests_total{outcome=\"proxied\"}";
+    let failed = "mirrorgate_requests_total{outcome=\"proxy_error\"}";
+    poll_until("the whole body counted", || async {
+        metric(&t, proxied) == 1.0
+    })
+    .await;
+
+    // Far enough in that the head has left the mirror (an answer that dies
+    // unsent on a reused connection is asked again, whole).
+    only.die_once_after(1024 * 1024);
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the headers had left before the mirror died"
+    );
+    let got = r.bytes().await;
+    assert!(got.is_err(), "the client sees a short body");
+    poll_until("the cut-short body counted as an error", || async {
+        metric(&t, failed) == 1.0
+    })
+    .await;
+    assert_eq!(metric(&t, proxied), 1.0, "not counted as proxied");
+    assert_eq!(metric(&t, "mirrorgate_proxy_active_transfers"), 0.0);
+}
