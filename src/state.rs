@@ -18,8 +18,8 @@ use crate::config::Config;
 use crate::content::ContentIndex;
 use crate::geo::{GeoDb, UnitVector};
 use crate::health::{
-    FailureReason, HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober,
-    ProberSettings,
+    FailureReason, HealthState, MirrorHealth, PassiveBackoff, ProbeClient, ProbeReport,
+    ProbeTarget, Prober, ProberSettings,
 };
 use crate::metrics::{Metrics, MirrorCounters};
 use crate::rankcache::RankCache;
@@ -522,17 +522,19 @@ impl Owner {
         self.update_ready();
     }
 
-    /// Applies a passive report with the probes' rise/fall rules; true on a
-    /// change of state. Only a mirror that is up is affected: a failure
-    /// counts toward `fall`, a success ends the run of failures, but a mirror
-    /// comes back (or up the first time) only through probes and `rise`.
-    /// `last_check` and `rtt` stay those of the last probe.
+    /// Applies a passive report with the probes' rise/fall rules and the
+    /// proxy's back-off (see [`MirrorHealth::observe_passive`]); true on a
+    /// change of state.
     fn apply_passive(&mut self, mirror: &str, result: Result<(), FailureReason>) -> bool {
         let cfg = &self.snapshot.config;
         if !cfg.proxy.passive_failures {
             return false;
         }
         let (rise, fall) = (cfg.health.rise, cfg.health.fall);
+        let backoff = PassiveBackoff {
+            base: cfg.proxy.passive_backoff,
+            max: cfg.proxy.passive_backoff_max,
+        };
         let Some(entry) = self
             .snapshot
             .mirrors
@@ -541,21 +543,18 @@ impl Owner {
         else {
             return false;
         };
-        if entry.health.state != HealthState::Up {
-            return false;
-        }
-        let (last_check, rtt) = (entry.health.last_check, entry.health.rtt);
         let failure = result.as_ref().err().cloned();
-        let t = entry.health.observe(
-            result.map(|()| Duration::ZERO),
-            rise,
-            fall,
-            SystemTime::now(),
-        );
-        entry.health.last_check = last_check;
-        entry.health.rtt = rtt;
+        let now = SystemTime::now();
+        let t = entry
+            .health
+            .observe_passive(result, rise, fall, now, backoff);
         if let (Some(t), Some(reason)) = (t, failure) {
-            tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed (proxied traffic)");
+            let held = entry
+                .health
+                .held_until
+                .and_then(|u| u.duration_since(now).ok())
+                .unwrap_or_default();
+            tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, held_for = ?held, "mirror health changed (proxied traffic); probes cannot bring it back before the hold ends");
         }
         t.is_some()
     }

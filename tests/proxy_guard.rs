@@ -4,7 +4,8 @@
 
 mod support;
 
-use support::redirecting::RedirectMirror;
+use mirrorgate::health::HealthState;
+use support::misbehaving::{HangingMirror, RedirectMirror};
 use support::*;
 
 /// A config where a client in Germany ranks `first` (de-fra) before `second` (us-nyc).
@@ -159,4 +160,90 @@ async fn a_body_cut_short_with_no_mirror_to_resume_from_counts_as_a_proxy_error(
     .await;
     assert_eq!(metric(&t, proxied), 1.0, "not counted as proxied");
     assert_eq!(metric(&t, "mirrorgate_proxy_active_transfers"), 0.0);
+}
+
+#[tokio::test]
+async fn a_mirror_whose_files_hang_stays_out_after_a_good_probe_round() {
+    let hanging = HangingMirror::start().await;
+    let good = BigMirror::start(5000).await;
+    let ms = [
+        M {
+            name: "de-fra",
+            url: hanging.url(),
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        },
+        M {
+            name: "us-nyc",
+            url: good.url(),
+            cc: "US",
+            lat: 40.71,
+            lon: -74.01,
+            extra: "",
+        },
+    ];
+    let top = "trusted_proxies: [127.0.0.0/8]\nhealth:\n  interval: 1h\n  timeout: 2s\n  rise: 1\n  fall: 1\n\
+               mode: proxy\nproxy:\n  first_byte_timeout: 300ms\n  passive_backoff: 1h";
+    let t = TestApp::start(&config_yaml(&ms, top)).await;
+    // The first request waits out the first-byte timeout, then fails over.
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), expected(0, 5000));
+    assert_eq!(hanging.file_hits(), 1);
+    t.wait_state("de-fra", HealthState::Down).await;
+    let snap = t.app.state().load_full();
+    assert!(snap.mirror("de-fra").unwrap().health.held_until.is_some());
+
+    // Its probe path answers: a probe round succeeds, and with rise: 1
+    // would bring it straight back.
+    t.probe_round("de-fra").await;
+    let snap = t.app.state().load_full();
+    let e = snap.mirror("de-fra").unwrap();
+    assert_eq!(
+        e.health.state,
+        HealthState::Down,
+        "held out by the back-off"
+    );
+
+    // Later requests go straight to the next mirror: never to the hanging one.
+    for _ in 0..3 {
+        let r = get(&t, "/big.bin").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap(), expected(0, 5000));
+    }
+    assert_eq!(hanging.file_hits(), 1, "no later request waited on it");
+}
+
+#[test]
+fn the_passive_backoff_settings_are_checked() {
+    use mirrorgate::config::Config;
+    let load = |proxy: &str| {
+        Config::from_yaml(
+            &format!("fallback: http://o.example.org/\nproxy:\n{proxy}"),
+            std::path::Path::new("."),
+        )
+    };
+    let errs = load("  passive_backoff: 0s\n  passive_backoff_max: soon\n").unwrap_err();
+    let places: Vec<&str> = errs.0.iter().map(|e| e.place.as_str()).collect();
+    assert_eq!(
+        places,
+        ["proxy.passive_backoff", "proxy.passive_backoff_max"],
+        "{errs}"
+    );
+    let errs = load("  passive_backoff: 5m\n  passive_backoff_max: 1m\n").unwrap_err();
+    assert_eq!(errs.0[0].place, "proxy.passive_backoff_max", "{errs}");
+    // A base above the default maximum raises the maximum with it.
+    let c = load("  passive_backoff: 20m\n").unwrap();
+    assert_eq!(
+        c.proxy.passive_backoff_max,
+        std::time::Duration::from_secs(1200)
+    );
+    let c = load("").unwrap();
+    assert_eq!(c.proxy.passive_backoff, std::time::Duration::from_secs(30));
+    assert_eq!(
+        c.proxy.passive_backoff_max,
+        std::time::Duration::from_secs(600)
+    );
 }

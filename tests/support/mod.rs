@@ -3,7 +3,7 @@
 //! (snapshot generations, readiness), never for time.
 #![allow(dead_code)]
 
-pub mod redirecting;
+pub mod misbehaving;
 
 use std::convert::Infallible;
 use std::future::Future;
