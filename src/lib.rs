@@ -62,6 +62,7 @@ pub mod cmd;
 pub mod config;
 pub mod content;
 pub mod explain;
+pub mod fds;
 pub mod formats;
 pub mod geo;
 pub mod health;

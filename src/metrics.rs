@@ -91,7 +91,7 @@ impl Outcome {
 }
 
 /// Every value of the `result` label of `mirrorgate_probes_total`.
-const PROBE_RESULTS: [&str; 9] = [
+const PROBE_RESULTS: [&str; 10] = [
     "ok",
     "timeout",
     "connect_refused",
@@ -101,6 +101,7 @@ const PROBE_RESULTS: [&str; 9] = [
     "http_status",
     "redirect_off_site",
     "other",
+    "out_of_descriptors",
 ];
 
 /// Every metric mirrorgate exports; cheap to clone (one shared set of

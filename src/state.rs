@@ -264,6 +264,7 @@ impl State {
             client,
             reports: mpsc::unbounded_channel().1,
             rank_inputs: RankInputs::default(),
+            short_of_descriptors: false,
         };
         owner.install(loaded);
         owner.publish();
@@ -324,6 +325,9 @@ struct Owner {
     reports: mpsc::UnboundedReceiver<ProbeReport>,
     /// What the published snapshot's rank cache was made for.
     rank_inputs: RankInputs,
+    /// A probe failed for lack of file descriptors, and none has succeeded
+    /// since: said once, not for every probe.
+    short_of_descriptors: bool,
 }
 
 /// Everything [`crate::select::ranked`] reads of a snapshot, beside the
@@ -497,6 +501,15 @@ impl Owner {
             Ok(_) => "ok",
             Err(reason) => reason.as_str(),
         };
+        match &report.result {
+            Err(reason) if reason.is_local() => {
+                if !std::mem::replace(&mut self.short_of_descriptors, true) {
+                    tracing::error!(mirror = %entry.mirror.name, %reason, "a probe could not run: mirrorgate is out of file descriptors; mirror health stays as it was until probes can run (raise the open-file limit or lower limits.max_connections)");
+                }
+            }
+            Ok(_) => self.short_of_descriptors = false,
+            Err(_) => {}
+        }
         let secs = report.result.as_ref().ok().map(|d| d.as_secs_f64());
         self.metrics.probe(&entry.mirror.name, label, secs);
         if let Some(trace) = report.trace {

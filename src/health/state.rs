@@ -142,6 +142,11 @@ impl MirrorHealth {
         fall: u32,
         now: SystemTime,
     ) -> Option<Transition> {
+        // mirrorgate's own trouble (no descriptor left) is no evidence
+        // either way: the mirror stays as it was, and unprobed.
+        if result.as_ref().is_err_and(FailureReason::is_local) {
+            return None;
+        }
         // A threshold of 0 would mean "change state without evidence"; treat it as 1.
         let rise = rise.max(1);
         let fall = fall.max(1);
@@ -401,6 +406,29 @@ mod tests {
         assert_eq!(h.state, Up);
         h.observe_trace(Ok(t(200)));
         assert_eq!((h.last_sync, &h.trace_error), (Some(t(200)), &None));
+    }
+
+    #[test]
+    fn a_probe_without_descriptors_counts_neither_way() {
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        let local = Err(FailureReason::OutOfDescriptors);
+        for s in 2..6 {
+            assert_eq!(h.observe(local.clone(), 1, 1, t(s)), None);
+        }
+        assert_eq!(h.state, Up);
+        assert_eq!((h.last_check, h.last_failure.clone()), (Some(t(1)), None));
+        // Nor does it break a run of failures, or count in one.
+        h.observe(fail(), 1, 2, t(6));
+        h.observe(local.clone(), 1, 2, t(7));
+        assert_eq!(h.state, Up);
+        assert_eq!(h.observe(fail(), 1, 2, t(8)).map(|t| t.to), Some(Down));
+        // Passive reports are the same.
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        let local = Err(FailureReason::OutOfDescriptors);
+        assert_eq!(h.observe_passive(local, 1, 1, t(2), BACKOFF), None);
+        assert_eq!((h.state, h.held_until), (Up, None));
     }
 
     #[test]

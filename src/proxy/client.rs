@@ -116,6 +116,11 @@ fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     if is_self_connect(e) {
         return UpstreamError::SelfAddress;
     }
+    super::error::unless_out_of_descriptors(e, || classify_causes(e))
+}
+
+/// [`classify`] from the error's causes.
+fn classify_causes(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut tls = false;
     let mut dns = false;

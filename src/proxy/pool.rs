@@ -281,6 +281,9 @@ fn classify_connect(e: &(dyn StdError + 'static)) -> UpstreamError {
     if is_self_connect(e) {
         return UpstreamError::SelfAddress;
     }
+    if crate::fds::out_of_descriptors(e) {
+        return UpstreamError::OutOfDescriptors;
+    }
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
