@@ -173,9 +173,8 @@ pub fn out_of_descriptors(err: &(dyn StdError + 'static)) -> bool {
 
 /// EMFILE or ENFILE.
 pub fn is_fd_errno(e: &std::io::Error) -> bool {
-    let raw = e.raw_os_error();
-    raw.is_some()
-        && (raw == Some(Errno::MFILE.raw_os_error()) || raw == Some(Errno::NFILE.raw_os_error()))
+    let fd_errnos = [Errno::MFILE.raw_os_error(), Errno::NFILE.raw_os_error()];
+    e.raw_os_error().is_some_and(|n| fd_errnos.contains(&n))
 }
 
 #[cfg(test)]

@@ -376,7 +376,7 @@ mod tests {
     fn lack_of_descriptors_is_local_and_found_before_anything_else() {
         let emfile = io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
         // As hyper-util wraps a failed connect: an io::Error inside another.
-        let connect = io::Error::new(io::ErrorKind::Other, emfile);
+        let connect = io::Error::other(emfile);
         assert_eq!(
             classify_chain(&connect),
             Some(FailureReason::OutOfDescriptors)
