@@ -247,3 +247,58 @@ fn the_passive_backoff_settings_are_checked() {
         std::time::Duration::from_secs(600)
     );
 }
+
+#[tokio::test]
+async fn a_mirror_at_mirrorgates_own_address_is_a_failed_attempt_never_connected_to() {
+    use mirrorgate::app::{App, StartOptions};
+    use mirrorgate::config::Config;
+    let good = BigMirror::start(5000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirrorgate.yaml");
+    let top = format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy");
+    let first = config_yaml(
+        &[M {
+            name: "us-nyc",
+            url: good.url(),
+            cc: "US",
+            lat: 40.71,
+            lon: -74.01,
+            extra: "",
+        }],
+        &top,
+    );
+    std::fs::write(&path, &first).unwrap();
+    let config = Config::from_yaml(&first, dir.path()).unwrap();
+    let opts = StartOptions {
+        config_path: Some(path.clone()),
+        ..StartOptions::default()
+    };
+    let app = App::start(config, opts).await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let t = TestApp { app, http };
+    t.wait_for("readiness", |s| s.ready).await;
+    // Now a mirror at the admin listener, near the client, whose probe path
+    // (/livez) answers: up, and ranked first.
+    let own = format!("http://{}/", t.app.admin_addr());
+    let yaml = two(own, good.url(), "mode: proxy").replace(
+        "    country: DE\n",
+        "    country: DE\n    probe_path: livez\n",
+    );
+    std::fs::write(&path, yaml).unwrap();
+    t.app.reload().await.unwrap();
+    t.wait_state("de-fra", HealthState::Up).await;
+    let r = get(&t, "/big.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), expected(0, 5000));
+    assert_eq!(
+        metric(
+            &t,
+            "mirrorgate_proxy_upstream_errors_total{kind=\"self_address\",mirror=\"de-fra\"}"
+        ),
+        1.0
+    );
+}
