@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState, ReloadFn};
 use crate::config::Config;
 use crate::content::{Checker, CheckerSettings};
+use crate::fds::{self, FdBudget, FdError};
 use crate::geo::GeoDb;
 use crate::health::ProbeClient;
 use crate::http::{self, PublicHandler, ServeOptions};
@@ -37,6 +38,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Load(String),
+    #[error("{0}")]
+    Descriptors(#[from] FdError),
 }
 
 /// How to start, beyond the config itself.
@@ -69,6 +72,39 @@ async fn bind(
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))
+}
+
+/// Raises the soft open-file limit to the hard one, and returns how many
+/// connections the public listener may serve at once: `limits.max_connections`,
+/// or fewer (said loudly) when the limit cannot hold them beside the
+/// descriptors kept for probes and upstreams (see [`crate::fds`]).
+fn descriptor_budget(config: &Config) -> Result<usize, FdError> {
+    let (limit, raised_from) = fds::raise_nofile();
+    if let Some(was) = raised_from {
+        tracing::info!(
+            from = %fds::show(was),
+            to = %fds::show(limit.soft),
+            "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+        );
+    }
+    let budget = FdBudget::new(limit.soft, config);
+    let max = budget.max_connections()?;
+    if max < budget.wanted {
+        tracing::warn!(
+            open_file_limit = %fds::show(limit.soft),
+            reserved = budget.reserve,
+            per_connection = budget.per_connection,
+            max_connections = budget.wanted,
+            needed = budget.needed(),
+            serving_at_most = max,
+            "the open-file limit cannot hold limits.max_connections beside the descriptors kept \
+             for probes and upstream connections: the public listener serves at most {max} \
+             connections at once; raise the limit (ulimit -n, LimitNOFILE= in systemd) to {} \
+             or lower limits.max_connections",
+            budget.needed()
+        );
+    }
+    Ok(max)
 }
 
 /// Opens GeoIP and builds the mirrors for a config: everything a snapshot needs.
@@ -106,11 +142,13 @@ pub async fn load_parts(
 impl App {
     /// Binds, loads and starts serving.
     pub async fn start(config: Config, opts: StartOptions) -> Result<App, StartError> {
+        let max_connections = descriptor_budget(&config)?;
         let (public, public_addr) = bind("listen", config.listen).await?;
         let (admin_l, admin_addr) = bind("admin_listen", config.admin_listen).await?;
 
         let metrics = Metrics::new();
-        let serve_opts = ServeOptions::from(&config.limits);
+        let mut serve_opts = ServeOptions::from(&config.limits);
+        serve_opts.max_connections = max_connections;
         let admin_opts = admin::ServeOptions::from(&config);
         let config_od = config.origin.as_ref().map(|o| o.on_demand.clone());
         let config_proxy = config.proxy.clone();
@@ -149,8 +187,14 @@ impl App {
         let checker = Checker::new(settings)
             .map_err(|e| StartError::Load(format!("on-demand checks: {e}")))?;
         // Like the checker, the proxy's connection pool outlives reloads.
-        let proxy = Proxy::new(&config_proxy, &config_roots, metrics.clone(), &state)
-            .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
+        let proxy = Proxy::new(
+            &config_proxy,
+            &config_roots,
+            metrics.clone(),
+            &state,
+            &[public_addr, admin_addr],
+        )
+        .map_err(|e| StartError::Load(format!("proxy: {e}")))?;
         let handler = PublicHandler::new(
             state.clone(),
             metrics.clone(),

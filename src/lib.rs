@@ -53,6 +53,8 @@
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
 //!   on a listener of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
+//! - [`fds`]: the open-file limit, raised at start, and the share of it
+//!   client connections may take, so that probes never run out first.
 //! - [`cmd`]: the subcommands behind the thin `main`.
 #![forbid(unsafe_code)]
 
@@ -62,6 +64,7 @@ pub mod cmd;
 pub mod config;
 pub mod content;
 pub mod explain;
+pub mod fds;
 pub mod formats;
 pub mod geo;
 pub mod health;

@@ -92,7 +92,7 @@ impl Outcome {
 }
 
 /// Every value of the `result` label of `mirrorgate_probes_total`.
-const PROBE_RESULTS: [&str; 9] = [
+const PROBE_RESULTS: [&str; 10] = [
     "ok",
     "timeout",
     "connect_refused",
@@ -102,6 +102,7 @@ const PROBE_RESULTS: [&str; 9] = [
     "http_status",
     "redirect_off_site",
     "other",
+    "out_of_descriptors",
 ];
 
 /// The values of `mirrorgate_mirror_state`'s `state` label.

@@ -18,8 +18,8 @@ use crate::config::Config;
 use crate::content::ContentIndex;
 use crate::geo::{GeoDb, UnitVector};
 use crate::health::{
-    FailureReason, HealthState, MirrorHealth, ProbeClient, ProbeReport, ProbeTarget, Prober,
-    ProberSettings,
+    FailureReason, HealthState, MirrorHealth, PassiveBackoff, ProbeClient, ProbeReport,
+    ProbeTarget, Prober, ProberSettings,
 };
 use crate::metrics::{Metrics, MirrorCounters};
 use crate::rankcache::RankCache;
@@ -264,6 +264,7 @@ impl State {
             client,
             reports: mpsc::unbounded_channel().1,
             rank_inputs: RankInputs::default(),
+            short_of_descriptors: false,
         };
         owner.install(loaded);
         owner.publish();
@@ -324,6 +325,9 @@ struct Owner {
     reports: mpsc::UnboundedReceiver<ProbeReport>,
     /// What the published snapshot's rank cache was made for.
     rank_inputs: RankInputs,
+    /// A probe failed for lack of file descriptors, and none has succeeded
+    /// since: said once, not for every probe.
+    short_of_descriptors: bool,
 }
 
 /// Everything [`crate::select::ranked`] reads of a snapshot, beside the
@@ -505,6 +509,15 @@ impl Owner {
             Ok(_) => "ok",
             Err(reason) => reason.as_str(),
         };
+        match &report.result {
+            Err(reason) if reason.is_local() => {
+                if !std::mem::replace(&mut self.short_of_descriptors, true) {
+                    tracing::error!(mirror = %entry.mirror.name, %reason, "a probe could not run: mirrorgate is out of file descriptors; mirror health stays as it was until probes can run (raise the open-file limit or lower limits.max_connections)");
+                }
+            }
+            Ok(_) => self.short_of_descriptors = false,
+            Err(_) => {}
+        }
         let secs = report.result.as_ref().ok().map(|d| d.as_secs_f64());
         self.metrics.probe(&entry.mirror.name, label, secs);
         if let Some(trace) = report.trace {
@@ -530,17 +543,19 @@ impl Owner {
         self.update_ready();
     }
 
-    /// Applies a passive report with the probes' rise/fall rules; true on a
-    /// change of state. Only a mirror that is up is affected: a failure
-    /// counts toward `fall`, a success ends the run of failures, but a mirror
-    /// comes back (or up the first time) only through probes and `rise`.
-    /// `last_check` and `rtt` stay those of the last probe.
+    /// Applies a passive report with the probes' rise/fall rules and the
+    /// proxy's back-off (see [`MirrorHealth::observe_passive`]); true on a
+    /// change of state.
     fn apply_passive(&mut self, mirror: &str, result: Result<(), FailureReason>) -> bool {
         let cfg = &self.snapshot.config;
         if !cfg.proxy.passive_failures {
             return false;
         }
         let (rise, fall) = (cfg.health.rise, cfg.health.fall);
+        let backoff = PassiveBackoff {
+            base: cfg.proxy.passive_backoff,
+            max: cfg.proxy.passive_backoff_max,
+        };
         let Some(entry) = self
             .snapshot
             .mirrors
@@ -549,21 +564,18 @@ impl Owner {
         else {
             return false;
         };
-        if entry.health.state != HealthState::Up {
-            return false;
-        }
-        let (last_check, rtt) = (entry.health.last_check, entry.health.rtt);
         let failure = result.as_ref().err().cloned();
-        let t = entry.health.observe(
-            result.map(|()| Duration::ZERO),
-            rise,
-            fall,
-            SystemTime::now(),
-        );
-        entry.health.last_check = last_check;
-        entry.health.rtt = rtt;
+        let now = SystemTime::now();
+        let t = entry
+            .health
+            .observe_passive(result, rise, fall, now, backoff);
         if let (Some(t), Some(reason)) = (t, failure) {
-            tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, "mirror health changed (proxied traffic)");
+            let held = entry
+                .health
+                .held_until
+                .and_then(|u| u.duration_since(now).ok())
+                .unwrap_or_default();
+            tracing::warn!(mirror = %entry.mirror.name, from = t.from.as_str(), to = t.to.as_str(), %reason, held_for = ?held, "mirror health changed (proxied traffic); probes cannot bring it back before the hold ends");
         }
         t.is_some()
     }

@@ -561,7 +561,9 @@ async fn memory_stays_bounded_while_a_slow_client_downloads_a_large_file() {
 #[tokio::test]
 async fn failures_of_proxied_traffic_take_a_mirror_out_until_probes_bring_it_back() {
     let _shared = ALONE.read().await;
-    let (t, m) = world(2, 1000, "mode: proxy").await;
+    // A hold shorter than any probe round: the probes below come after it
+    // (holding a mirror out is tests/proxy_guard.rs's).
+    let (t, m) = world(2, 1000, "mode: proxy\nproxy:\n  passive_backoff: 1ms").await;
     m[0].set_status(500);
     for _ in 0..2 {
         let r = get(&t, "/big.bin").send().await.unwrap();
@@ -671,6 +673,8 @@ fn the_example_config_documents_proxy_mode() {
     assert_eq!(p.max_total_time, std::time::Duration::from_secs(20));
     assert_eq!((p.max_attempts, p.follow_redirects), (3, 3));
     assert!(p.passive_failures);
+    assert_eq!(p.passive_backoff, std::time::Duration::from_secs(30));
+    assert_eq!(p.passive_backoff_max, std::time::Duration::from_secs(600));
     assert_eq!(p.auto_threshold, 1_048_576);
     assert_eq!(p.no_redirect_header.as_str(), "x-no-redirect");
     assert_eq!(p.idle_connections, 64);

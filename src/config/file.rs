@@ -57,6 +57,8 @@ pub(super) struct RawProxy {
     pub max_total_time: Option<String>,
     pub follow_redirects: Option<i64>,
     pub passive_failures: Option<bool>,
+    pub passive_backoff: Option<String>,
+    pub passive_backoff_max: Option<String>,
     pub auto_threshold: Option<i64>,
     pub no_redirect_header: Option<String>,
     pub idle_connections: Option<i64>,

@@ -131,6 +131,12 @@ pub struct ProxyConfig {
     pub follow_redirects: u32,
     /// Whether failures of proxied requests count against a mirror's health.
     pub passive_failures: bool,
+    /// How long a mirror taken out by proxied traffic stays out, whatever
+    /// its probes say; doubled each time it is taken out again before a
+    /// proxied request succeeds on it.
+    pub passive_backoff: Duration,
+    /// The most `passive_backoff` grows to.
+    pub passive_backoff_max: Duration,
     /// In `auto` mode, files smaller than this (bytes, from the origin index) are proxied.
     pub auto_threshold: u64,
     /// In `auto` mode, a request carrying this header (or a `proxy` query
@@ -152,6 +158,8 @@ impl Default for ProxyConfig {
             max_total_time: Duration::from_secs(20),
             follow_redirects: 3,
             passive_failures: true,
+            passive_backoff: Duration::from_secs(30),
+            passive_backoff_max: Duration::from_secs(600),
             auto_threshold: 1024 * 1024,
             no_redirect_header: http::HeaderName::from_static("x-no-redirect"),
             idle_connections: 64,

@@ -88,6 +88,28 @@ pub(super) fn proxy(c: &mut Checker<'_>, raw: RawProxy) -> ProxyConfig {
         raw.idle_connection_timeout,
         d.idle_connection_timeout,
     );
+    let passive_backoff = positive(c, "passive_backoff", raw.passive_backoff, d.passive_backoff);
+    let max_given = raw.passive_backoff_max.is_some();
+    let mut passive_backoff_max = positive(
+        c,
+        "passive_backoff_max",
+        raw.passive_backoff_max,
+        d.passive_backoff_max,
+    );
+    if passive_backoff_max < passive_backoff {
+        // Only a maximum given below the base is a mistake; a base above
+        // the default maximum raises it.
+        if max_given {
+            c.err(
+                "proxy.passive_backoff_max",
+                format!(
+                    "is less than proxy.passive_backoff ({}s); give at least that",
+                    passive_backoff.as_secs_f64()
+                ),
+            );
+        }
+        passive_backoff_max = passive_backoff;
+    }
     let auto_threshold = match raw.auto_threshold {
         None => d.auto_threshold,
         Some(n) if n >= 0 => n as u64,
@@ -137,6 +159,8 @@ pub(super) fn proxy(c: &mut Checker<'_>, raw: RawProxy) -> ProxyConfig {
             d.follow_redirects,
         ),
         passive_failures: raw.passive_failures.unwrap_or(d.passive_failures),
+        passive_backoff,
+        passive_backoff_max,
         auto_threshold,
         no_redirect_header,
         idle_connections: c.int_in(

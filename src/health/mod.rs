@@ -14,5 +14,5 @@ mod trace;
 pub(crate) use probe::within_base;
 pub use probe::{probe, FailureReason, ProbeClient, ProbeClientError};
 pub use scheduler::{Probe, ProbeReport, ProbeTarget, Prober, ProberSettings};
-pub use state::{HealthState, MirrorHealth, Transition};
+pub use state::{HealthState, MirrorHealth, PassiveBackoff, Transition};
 pub use trace::{fetch_trace, parse_trace, parse_trace_at, trace_url, TraceError, TRACE_MAX_BYTES};

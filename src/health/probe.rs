@@ -50,6 +50,10 @@ pub enum FailureReason {
     /// Anything else (protocol error, body error).
     #[error("other error")]
     Other,
+    /// mirrorgate itself had no file descriptor left (EMFILE, ENFILE): the
+    /// probe says nothing about the mirror, and counts neither way.
+    #[error("mirrorgate ran out of file descriptors (not the mirror's failure)")]
+    OutOfDescriptors,
 }
 
 impl FailureReason {
@@ -64,7 +68,14 @@ impl FailureReason {
             Self::HttpStatus(_) => "http_status",
             Self::RedirectOffSite => "redirect_off_site",
             Self::Other => "other",
+            Self::OutOfDescriptors => "out_of_descriptors",
         }
+    }
+
+    /// True for a reason on mirrorgate's side, which says nothing of the
+    /// mirror's health.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::OutOfDescriptors)
     }
 }
 
@@ -221,23 +232,7 @@ pub(crate) fn within_base(url: &Url, base: &Url) -> bool {
 
 /// Maps a request error to a reason by walking its whole source chain.
 pub(super) fn classify(err: &reqwest::Error) -> FailureReason {
-    let mut found = None;
-    for cause in chain(err) {
-        if cause.is::<DnsFailure>() {
-            return FailureReason::Dns;
-        }
-        if cause.is::<rustls::Error>() {
-            return FailureReason::Tls;
-        }
-        if let Some(io) = cause.downcast_ref::<io::Error>() {
-            match io.kind() {
-                io::ErrorKind::ConnectionRefused => return FailureReason::ConnectRefused,
-                io::ErrorKind::TimedOut => found = found.or(Some(FailureReason::Timeout)),
-                _ => {}
-            }
-        }
-    }
-    if let Some(reason) = found {
+    if let Some(reason) = classify_chain(err) {
         return reason;
     }
     if err.is_timeout() {
@@ -247,6 +242,32 @@ pub(super) fn classify(err: &reqwest::Error) -> FailureReason {
     } else {
         FailureReason::Other
     }
+}
+
+/// The reason an error's causes tell, if they tell one.
+fn classify_chain(err: &(dyn StdError + 'static)) -> Option<FailureReason> {
+    // Before anything else: a connect that failed for lack of descriptors
+    // is no more the mirror's failure when it is also a connect error.
+    if crate::fds::out_of_descriptors(err) {
+        return Some(FailureReason::OutOfDescriptors);
+    }
+    let mut found = None;
+    for cause in chain(err) {
+        if cause.is::<DnsFailure>() {
+            return Some(FailureReason::Dns);
+        }
+        if cause.is::<rustls::Error>() {
+            return Some(FailureReason::Tls);
+        }
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return Some(FailureReason::ConnectRefused),
+                io::ErrorKind::TimedOut => found = found.or(Some(FailureReason::Timeout)),
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// The error and its causes. Unlike `Error::source`, it looks inside an
@@ -349,6 +370,33 @@ mod tests {
         let base = u("http://127.0.0.1:8080/");
         assert!(within_base(&u("http://127.0.0.1:8080/a/b"), &base));
         assert!(!within_base(&u("http://127.0.0.1:8081/a/b"), &base));
+    }
+
+    #[test]
+    fn lack_of_descriptors_is_local_and_found_before_anything_else() {
+        let emfile = io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        // As hyper-util wraps a failed connect: an io::Error inside another.
+        let connect = io::Error::other(emfile);
+        assert_eq!(
+            classify_chain(&connect),
+            Some(FailureReason::OutOfDescriptors)
+        );
+        let enfile = io::Error::from_raw_os_error(rustix::io::Errno::NFILE.raw_os_error());
+        assert_eq!(
+            classify_chain(&enfile),
+            Some(FailureReason::OutOfDescriptors)
+        );
+        assert!(FailureReason::OutOfDescriptors.is_local());
+        assert_eq!(
+            FailureReason::OutOfDescriptors.as_str(),
+            "out_of_descriptors"
+        );
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            classify_chain(&refused),
+            Some(FailureReason::ConnectRefused)
+        );
+        assert!(!FailureReason::ConnectRefused.is_local());
     }
 
     #[test]

@@ -17,6 +17,14 @@
 //!
 //! A success resets the failure count and a failure resets the success count,
 //! so only unbroken runs count.
+//!
+//! Failures of proxied requests (passive health, [`MirrorHealth::observe_passive`])
+//! count toward `fall` like failed probes, but only while the mirror is up.
+//! A mirror they take down is *held* out for a back-off period
+//! ([`PassiveBackoff`]) during which successful probes do not bring it back:
+//! its probe path may answer while its files hang. The period doubles each
+//! time proxied traffic takes it down again, up to a maximum, and starts
+//! over once a proxied request succeeds on it.
 
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +58,25 @@ impl std::fmt::Display for HealthState {
     }
 }
 
+/// How long a mirror taken down by proxied traffic stays out:
+/// `base * 2^(n-1)` the n-th time in a row, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassiveBackoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl PassiveBackoff {
+    /// The hold after the `strikes`-th take-down in a row (1 for the first).
+    pub fn period(&self, strikes: u32) -> Duration {
+        let doublings = strikes.saturating_sub(1).min(31);
+        self.base
+            .checked_mul(1 << doublings)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
 /// A change of state, returned by [`MirrorHealth::observe`] so it can be logged once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
@@ -77,6 +104,11 @@ pub struct MirrorHealth {
     pub last_sync: Option<SystemTime>,
     /// Why the last trace read failed; cleared by the next good one.
     pub trace_error: Option<TraceError>,
+    /// Taken down by proxied traffic: probes cannot bring it back before this.
+    pub held_until: Option<SystemTime>,
+    /// Times proxied traffic took it down since a proxied request last
+    /// succeeded on it: the back-off's exponent.
+    passive_strikes: u32,
     /// Length of the current run of successes.
     successes: u32,
     /// Length of the current run of failures.
@@ -94,6 +126,8 @@ impl MirrorHealth {
             last_failure: None,
             last_sync: None,
             trace_error: None,
+            held_until: None,
+            passive_strikes: 0,
             successes: 0,
             failures: 0,
         }
@@ -108,6 +142,11 @@ impl MirrorHealth {
         fall: u32,
         now: SystemTime,
     ) -> Option<Transition> {
+        // mirrorgate's own trouble (no descriptor left) is no evidence
+        // either way: the mirror stays as it was, and unprobed.
+        if result.as_ref().is_err_and(FailureReason::is_local) {
+            return None;
+        }
         // A threshold of 0 would mean "change state without evidence"; treat it as 1.
         let rise = rise.max(1);
         let fall = fall.max(1);
@@ -119,7 +158,10 @@ impl MirrorHealth {
                 self.successes = self.successes.saturating_add(1);
                 match self.state {
                     HealthState::Unknown => HealthState::Up,
-                    HealthState::Down if self.successes >= rise => HealthState::Up,
+                    HealthState::Down if self.successes >= rise && !self.held(now) => {
+                        self.held_until = None;
+                        HealthState::Up
+                    }
                     state => state,
                 }
             }
@@ -145,6 +187,42 @@ impl MirrorHealth {
         self.state = next;
         self.since = now;
         Some(transition)
+    }
+
+    /// True while a passive take-down holds the mirror out at `now`.
+    pub fn held(&self, now: SystemTime) -> bool {
+        self.held_until.is_some_and(|until| now < until)
+    }
+
+    /// Applies one proxied request's result (finished at `now`): only a
+    /// mirror that is up is affected. A failure counts toward `fall`, and
+    /// the one that takes the mirror down holds it out for `backoff`'s
+    /// period (see the module's doc); a success ends the run of failures and
+    /// the back-off's growth. A mirror comes back (or up the first time)
+    /// only through probes. `last_check` and `rtt` stay those of probes.
+    pub fn observe_passive(
+        &mut self,
+        result: Result<(), FailureReason>,
+        rise: u32,
+        fall: u32,
+        now: SystemTime,
+        backoff: PassiveBackoff,
+    ) -> Option<Transition> {
+        if self.state != HealthState::Up {
+            return None;
+        }
+        if result.is_ok() {
+            self.passive_strikes = 0;
+        }
+        let (last_check, rtt) = (self.last_check, self.rtt);
+        let t = self.observe(result.map(|()| Duration::ZERO), rise, fall, now);
+        self.last_check = last_check;
+        self.rtt = rtt;
+        if t.is_some_and(|t| t.to == HealthState::Down) {
+            self.passive_strikes = self.passive_strikes.saturating_add(1);
+            self.held_until = now.checked_add(backoff.period(self.passive_strikes));
+        }
+        t
     }
 
     /// Applies one trace read. It never changes `state`: a mirror whose trace
@@ -331,6 +409,29 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_without_descriptors_counts_neither_way() {
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        let local = Err(FailureReason::OutOfDescriptors);
+        for s in 2..6 {
+            assert_eq!(h.observe(local.clone(), 1, 1, t(s)), None);
+        }
+        assert_eq!(h.state, Up);
+        assert_eq!((h.last_check, h.last_failure.clone()), (Some(t(1)), None));
+        // Nor does it break a run of failures, or count in one.
+        h.observe(fail(), 1, 2, t(6));
+        h.observe(local.clone(), 1, 2, t(7));
+        assert_eq!(h.state, Up);
+        assert_eq!(h.observe(fail(), 1, 2, t(8)).map(|t| t.to), Some(Down));
+        // Passive reports are the same.
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        let local = Err(FailureReason::OutOfDescriptors);
+        assert_eq!(h.observe_passive(local, 1, 1, t(2), BACKOFF), None);
+        assert_eq!((h.state, h.held_until), (Up, None));
+    }
+
+    #[test]
     fn zero_thresholds_count_as_one() {
         let mut h = MirrorHealth::new(t(0));
         assert_eq!(
@@ -344,6 +445,84 @@ mod tests {
             h.observe(ok(), 0, 0, t(2)),
             Some(Transition { from: Down, to: Up })
         );
+    }
+
+    const BACKOFF: PassiveBackoff = PassiveBackoff {
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(600),
+    };
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_maximum() {
+        let secs = |n| BACKOFF.period(n).as_secs();
+        assert_eq!(
+            [secs(1), secs(2), secs(3), secs(4), secs(5)],
+            [30, 60, 120, 240, 480]
+        );
+        assert_eq!(secs(6), 600);
+        assert_eq!(secs(u32::MAX), 600);
+        let huge = PassiveBackoff {
+            base: Duration::MAX,
+            max: Duration::MAX,
+        };
+        assert_eq!(huge.period(3), Duration::MAX);
+    }
+
+    #[test]
+    fn a_mirror_taken_down_by_proxied_traffic_is_held_out_whatever_its_probes_say() {
+        let mut h = MirrorHealth::new(t(0));
+        h.observe(ok(), 1, 1, t(1));
+        let down = h.observe_passive(Err(FailureReason::Timeout), 1, 1, t(10), BACKOFF);
+        assert_eq!(down, Some(Transition { from: Up, to: Down }));
+        assert_eq!(h.held_until, Some(t(40)));
+        // Probes succeed during the hold: it stays down.
+        for s in [11, 20, 39] {
+            assert_eq!(h.observe(ok(), 1, 1, t(s)), None, "at {s}s");
+            assert_eq!(h.state, Down);
+        }
+        // The first success once it ends brings it back.
+        assert_eq!(
+            h.observe(ok(), 1, 1, t(40)),
+            Some(Transition { from: Down, to: Up })
+        );
+        assert_eq!(h.held_until, None);
+        // Failing proxied traffic again before any proxied success: twice as long.
+        h.observe_passive(Err(FailureReason::Timeout), 1, 1, t(50), BACKOFF);
+        assert_eq!(h.held_until, Some(t(110)));
+        assert_eq!(h.observe(ok(), 1, 1, t(109)), None);
+        assert_eq!(h.observe(ok(), 1, 1, t(110)).map(|t| t.to), Some(Up));
+        // A proxied success resets the growth.
+        assert_eq!(h.observe_passive(Ok(()), 1, 1, t(120), BACKOFF), None);
+        h.observe_passive(Err(FailureReason::Timeout), 1, 1, t(130), BACKOFF);
+        assert_eq!(h.held_until, Some(t(160)));
+    }
+
+    #[test]
+    fn passive_reports_touch_only_a_mirror_that_is_up_and_keep_the_probes_figures() {
+        let mut h = MirrorHealth::new(t(0));
+        // Unknown: not affected, never held.
+        assert_eq!(
+            h.observe_passive(Err(FailureReason::Other), 1, 1, t(1), BACKOFF),
+            None
+        );
+        assert_eq!((h.state, h.held_until), (Unknown, None));
+        h.observe(ok(), 2, 2, t(2));
+        // One failure below `fall`: still up, not held.
+        assert_eq!(
+            h.observe_passive(Err(FailureReason::Other), 2, 2, t(3), BACKOFF),
+            None
+        );
+        assert_eq!((h.state, h.held_until), (Up, None));
+        assert_eq!((h.last_check, h.rtt), (Some(t(2)), Some(RTT)));
+        assert_eq!(
+            h.observe_passive(Err(FailureReason::Other), 2, 2, t(4), BACKOFF)
+                .map(|t| t.to),
+            Some(Down)
+        );
+        assert_eq!(h.last_check, Some(t(2)));
+        // Down: a proxied result changes nothing.
+        assert_eq!(h.observe_passive(Ok(()), 2, 2, t(5), BACKOFF), None);
+        assert_eq!(h.state, Down);
     }
 
     /// The rules restated over the whole history: the state after each

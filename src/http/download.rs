@@ -60,6 +60,11 @@ impl Answer {
         }
     }
 
+    /// True for a response whose body is streamed from a mirror.
+    fn is_streamed(&self) -> bool {
+        matches!(self, Answer::Response(r) if matches!(r.body(), ResponseBody::Proxied(_)))
+    }
+
     fn location(&self) -> Option<&str> {
         match self {
             Answer::Redirect(r) => std::str::from_utf8(r.location()).ok(),
@@ -232,7 +237,11 @@ impl PublicHandler {
         answer: Answer,
         access: Option<Access>,
     ) -> Answer {
-        self.metrics.request(outcome);
+        // A body streamed from a mirror counts its outcome when it ends
+        // (`proxy_error` when cut short): see `proxy::ProxyBody`.
+        if !answer.is_streamed() {
+            self.metrics.request(outcome);
+        }
         self.metrics
             .request_duration
             .observe(start.elapsed().as_secs_f64());

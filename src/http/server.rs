@@ -84,6 +84,8 @@ pub async fn serve(
         hyper: builder,
     });
     tokio::pin!(shutdown);
+    // The pause after the last failed accept, while they keep failing.
+    let mut accept_backoff = None;
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
@@ -94,13 +96,21 @@ pub async fn serve(
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(conn) => conn,
+                Ok(conn) => {
+                    accept_backoff = None;
+                    conn
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: say so, then give
-                    // the process a moment instead of spinning on the error.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors and the like: say so, then
+                    // give the process a growing pause instead of spinning
+                    // on the error (the pending connection stays queued).
+                    let wait = next_accept_backoff(accept_backoff);
+                    accept_backoff = Some(wait);
+                    tracing::warn!(error = %e, retry_in = ?wait, "accept failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
@@ -131,6 +141,16 @@ pub async fn serve(
     }
 }
 
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// The pause after a failed accept: doubling from the first while accepts
+/// keep failing, up to the longest.
+fn next_accept_backoff(last: Option<Duration>) -> Duration {
+    let (first, longest) = ACCEPT_BACKOFF;
+    last.map_or(first, |d| (d * 2).min(longest))
+}
+
 /// The service hyper runs for a connection from `peer`. `started` is
 /// called as each request head is parsed (see `conn::hand_over`).
 pub(super) fn service(
@@ -153,4 +173,21 @@ pub(super) fn service(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_backoff_doubles_up_to_a_second() {
+        let mut d = None;
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            let next = next_accept_backoff(d);
+            seen.push(next.as_millis());
+            d = Some(next);
+        }
+        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+    }
 }

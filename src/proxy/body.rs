@@ -11,6 +11,11 @@
 //! the answer allows it (see `resume.rs`); otherwise it ends with an error,
 //! and hyper closes the client's connection so that the client sees a short
 //! body (not a complete-looking one) and can resume with `Range`.
+//!
+//! The request's outcome (`mirrorgate_requests_total`) is counted here, when
+//! the body ends, not when its headers leave: `proxied` for a body passed on
+//! whole (or one the client stopped reading), `proxy_error` for one cut
+//! short by its mirrors.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +31,7 @@ use super::client::UpstreamBody;
 use super::failover::Job;
 use super::resume::{resume, ResumePlan};
 use super::{StreamError, UpstreamError};
+use crate::metrics::Outcome;
 
 type Resuming = Pin<Box<dyn Future<Output = Result<(usize, UpstreamBody), UpstreamError>> + Send>>;
 
@@ -47,6 +53,8 @@ pub struct ProxyBody {
     idle: Option<Pin<Box<Sleep>>>,
     /// True while the last poll of the mirror's body was pending.
     waiting: bool,
+    /// True once the request's outcome has been counted.
+    settled: bool,
     _active: Active,
 }
 
@@ -78,8 +86,22 @@ impl ProxyBody {
             tried: hop + 1,
             idle: None,
             waiting: false,
+            settled: false,
             _active: Active(gauge),
         }
+    }
+
+    /// Counts the request's outcome, once.
+    fn settle(&mut self, outcome: Outcome) {
+        if !std::mem::replace(&mut self.settled, true) {
+            self.job.ctx.metrics.request(outcome);
+        }
+    }
+
+    /// Ends the body with `err`: the client gets a short body.
+    fn cut_short(&mut self, err: StreamError) -> Poll<Option<Result<Frame<Bytes>, StreamError>>> {
+        self.settle(Outcome::ProxyError);
+        Poll::Ready(Some(Err(err)))
     }
 
     /// The mirror failed: resume elsewhere when the plan allows, else the
@@ -109,6 +131,14 @@ impl ProxyBody {
     }
 }
 
+impl Drop for ProxyBody {
+    /// A body dropped before its end: the client left, or it had none to
+    /// read (`HEAD`, 304). Nothing a mirror did wrong reached the client.
+    fn drop(&mut self) {
+        self.settle(Outcome::Proxied);
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = StreamError;
@@ -134,7 +164,7 @@ impl Body for ProxyBody {
                     }
                     Err(kind) => {
                         let mirror = this.job.hops[this.hop].mirror.name.clone();
-                        return Poll::Ready(Some(Err(StreamError { mirror, kind })));
+                        return this.cut_short(StreamError { mirror, kind });
                     }
                 }
             }
@@ -149,15 +179,21 @@ impl Body for ProxyBody {
                         this.sent += n;
                         this.job.hops[this.hop].counters.proxied_bytes.inc_by(n);
                     }
+                    // The connection may not ask again once it knows the
+                    // body is complete.
+                    if this.inner.as_ref().is_some_and(Body::is_end_stream) {
+                        this.settle(Outcome::Proxied);
+                    }
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Poll::Ready(Some(Err(kind))) => {
                     if let Some(err) = this.fail(kind) {
-                        return Poll::Ready(Some(Err(err)));
+                        return this.cut_short(err);
                     }
                 }
                 Poll::Ready(None) => {
                     this.inner = None;
+                    this.settle(Outcome::Proxied);
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
@@ -174,7 +210,7 @@ impl Body for ProxyBody {
                     }
                     this.waiting = false;
                     if let Some(err) = this.fail(UpstreamError::Idle) {
-                        return Poll::Ready(Some(Err(err)));
+                        return this.cut_short(err);
                     }
                 }
             }

@@ -25,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::h1::H1Body;
+use super::own::{is_self_connect, Guarded, OwnAddrs};
 use super::pool::Pool;
 use super::{headers, UpstreamError};
 
@@ -32,7 +33,7 @@ use super::{headers, UpstreamError};
 #[derive(Clone)]
 pub(crate) struct Upstream {
     /// For `https://` mirrors.
-    tls: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    tls: Client<HttpsConnector<Guarded>, Empty<Bytes>>,
     /// For `http://` mirrors.
     plain: Pool,
 }
@@ -69,8 +70,12 @@ pub enum ClientError {
 
 /// A client whose TCP connects give up after `proxy.connect_timeout`, and
 /// whose pools keep `proxy.idle_connections` idle connections per mirror for
-/// `proxy.idle_connection_timeout`.
-pub(crate) fn build(settings: &ProxyConfig, extra: &TlsRoots) -> Result<Upstream, ClientError> {
+/// `proxy.idle_connection_timeout`, and which never connect to `own`.
+pub(crate) fn build(
+    settings: &ProxyConfig,
+    extra: &TlsRoots,
+    own: OwnAddrs,
+) -> Result<Upstream, ClientError> {
     let idle_max = settings.idle_connections;
     let idle_for = settings.idle_connection_timeout;
     let mut http = HttpConnector::new();
@@ -89,6 +94,7 @@ pub(crate) fn build(settings: &ProxyConfig, extra: &TlsRoots) -> Result<Upstream
     .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    let http = Guarded::new(http, own);
     let plain = Pool::new(http.clone(), idle_max, idle_for);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -107,6 +113,14 @@ pub(crate) fn build(settings: &ProxyConfig, extra: &TlsRoots) -> Result<Upstream
 
 /// The closed reason for a failed request (before its response headers).
 fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    if is_self_connect(e) {
+        return UpstreamError::SelfAddress;
+    }
+    super::error::unless_out_of_descriptors(e, || classify_causes(e))
+}
+
+/// [`classify`] from the error's causes.
+fn classify_causes(e: &hyper_util::client::legacy::Error) -> UpstreamError {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     let mut tls = false;
     let mut dns = false;
@@ -184,7 +198,7 @@ mod tests {
             idle_connection_timeout: std::time::Duration::from_secs(7),
             ..ProxyConfig::default()
         };
-        let up = build(&settings, &TlsRoots::default()).unwrap();
+        let up = build(&settings, &TlsRoots::default(), OwnAddrs::default()).unwrap();
         assert_eq!(up.plain.limits(), (3, std::time::Duration::from_secs(7)));
     }
 }

@@ -37,13 +37,24 @@ pub enum UpstreamError {
     /// A mirror asked to resume answered with another copy of the file.
     #[error("the resumed answer did not match the first")]
     Mismatch,
+    /// The mirror redirected somewhere other than under its own base URL
+    /// (the same rule as probes, [`crate::health::within_base`]).
+    #[error("redirected off the mirror")]
+    RedirectOffSite,
+    /// mirrorgate had no file descriptor left to connect (EMFILE, ENFILE):
+    /// not the mirror's failure.
+    #[error("mirrorgate ran out of file descriptors")]
+    OutOfDescriptors,
+    /// The mirror's address is one of mirrorgate's own listeners.
+    #[error("the mirror's address is one of mirrorgate's own listeners")]
+    SelfAddress,
     /// Anything else (protocol error, unusable URL).
     #[error("other error")]
     Other,
 }
 
 /// Every value of the `kind` label, for removing a mirror's series.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 14] = [
     "connect_refused",
     "connect",
     "dns",
@@ -54,6 +65,9 @@ pub const KINDS: [&str; 11] = [
     "idle",
     "body",
     "mismatch",
+    "redirect_off_site",
+    "self_address",
+    "out_of_descriptors",
     "other",
 ];
 
@@ -71,6 +85,9 @@ impl UpstreamError {
             Self::Idle => "idle",
             Self::Body => "body",
             Self::Mismatch => "mismatch",
+            Self::RedirectOffSite => "redirect_off_site",
+            Self::SelfAddress => "self_address",
+            Self::OutOfDescriptors => "out_of_descriptors",
             Self::Other => "other",
         }
     }
@@ -86,9 +103,25 @@ impl UpstreamError {
             Self::Tls => Some(FailureReason::Tls),
             Self::Timeout | Self::Idle => Some(FailureReason::Timeout),
             Self::Status(code) => Some(FailureReason::HttpStatus(*code)),
-            Self::Body | Self::Other => Some(FailureReason::Other),
-            Self::NotFound | Self::Mismatch => None,
+            Self::RedirectOffSite => Some(FailureReason::RedirectOffSite),
+            // A mirror configured at mirrorgate's own address cannot serve.
+            Self::Body | Self::SelfAddress | Self::Other => Some(FailureReason::Other),
+            // mirrorgate's own shortage says nothing of the mirror.
+            Self::NotFound | Self::Mismatch | Self::OutOfDescriptors => None,
         }
+    }
+}
+
+/// [`UpstreamError::OutOfDescriptors`] when `e` or a cause of it is EMFILE
+/// or ENFILE, else what `otherwise` says.
+pub(crate) fn unless_out_of_descriptors(
+    e: &(dyn std::error::Error + 'static),
+    otherwise: impl FnOnce() -> UpstreamError,
+) -> UpstreamError {
+    if crate::fds::out_of_descriptors(e) {
+        UpstreamError::OutOfDescriptors
+    } else {
+        otherwise()
     }
 }
 
@@ -107,6 +140,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_connect_without_descriptors_is_no_health_failure() {
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        let connect = std::io::Error::other(emfile);
+        let kind = unless_out_of_descriptors(&connect, || UpstreamError::Connect);
+        assert_eq!(kind, UpstreamError::OutOfDescriptors);
+        assert_eq!(kind.health_reason(), None);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let kind = unless_out_of_descriptors(&refused, || UpstreamError::ConnectRefused);
+        assert_eq!(kind, UpstreamError::ConnectRefused);
+    }
+
+    #[test]
     fn every_kind_is_listed() {
         for e in [
             UpstreamError::ConnectRefused,
@@ -119,6 +164,9 @@ mod tests {
             UpstreamError::Idle,
             UpstreamError::Body,
             UpstreamError::Mismatch,
+            UpstreamError::RedirectOffSite,
+            UpstreamError::SelfAddress,
+            UpstreamError::OutOfDescriptors,
             UpstreamError::Other,
         ] {
             assert!(KINDS.contains(&e.as_str()), "{e:?}");

@@ -7,8 +7,12 @@
 //! headers within `proxy.first_byte_timeout`, or answers 5xx or 404. Any other
 //! answer (2xx, 206, 304, 416, other 4xx) is the client's answer. Redirects
 //! are followed up to `proxy.follow_redirects` times, then passed on with an
-//! absolute `Location`. Nothing has reached the client while this runs, so
-//! the client sees one clean response.
+//! absolute `Location`, as long as they stay on the mirror (same scheme,
+//! host, port, and a path under its base URL, as for probes); one that
+//! leaves it skips the mirror, so no client is ever sent elsewhere than a
+//! configured mirror and the proxy never fetches from an address a mirror
+//! chose. Nothing has reached the client while this runs, so the client
+//! sees one clean response.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use super::client::UpstreamBody;
 use super::resume::ResumePlan;
 use super::{headers, Ctx, UpstreamError};
 use crate::config::ProxyConfig;
+use crate::health::within_base;
 use crate::http::{text, Resp, ResponseBody};
 use crate::metrics::{FailoverPhase, MirrorCounters, Outcome};
 use crate::registry::Mirror;
@@ -134,7 +139,14 @@ pub(crate) async fn attempt(
             return Err(UpstreamError::NotFound);
         }
         if is_redirect(status) {
-            if let Some(next) = redirect_target(&url, resp.headers()) {
+            // Only a redirect that stays on this mirror (the probes' rule)
+            // is followed or passed on: any other could point the proxy at
+            // an internal address, or the client at a place that is not a
+            // configured mirror. A Location that cannot be read counts too.
+            if let Some(loc) = resp.headers().get(header::LOCATION) {
+                let next = redirect_target(&url, loc)
+                    .filter(|next| within_base(next, &hop.mirror.url))
+                    .ok_or(UpstreamError::RedirectOffSite)?;
                 if followed < job.settings.follow_redirects {
                     followed += 1;
                     url = next.into();
@@ -142,9 +154,9 @@ pub(crate) async fn attempt(
                 }
                 // Passed on: made absolute, since a relative one would be
                 // read against this site rather than the mirror.
-                if let Ok(v) = HeaderValue::from_str(next.as_str()) {
-                    resp.headers_mut().insert(header::LOCATION, v);
-                }
+                let v = HeaderValue::from_str(next.as_str())
+                    .map_err(|_| UpstreamError::RedirectOffSite)?;
+                resp.headers_mut().insert(header::LOCATION, v);
             }
         }
         return Ok(resp);
@@ -156,8 +168,8 @@ fn is_redirect(s: StatusCode) -> bool {
 }
 
 /// Where a redirect points, resolved against the URL asked; http(s) only.
-fn redirect_target(current: &str, h: &HeaderMap) -> Option<url::Url> {
-    let loc = h.get(header::LOCATION)?.to_str().ok()?;
+fn redirect_target(current: &str, loc: &HeaderValue) -> Option<url::Url> {
+    let loc = loc.to_str().ok()?;
     let next = url::Url::parse(current).ok()?.join(loc).ok()?;
     matches!(next.scheme(), "http" | "https").then_some(next)
 }

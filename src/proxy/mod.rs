@@ -17,6 +17,7 @@
 //! - `body.rs`: the body streamed with backpressure; `resume.rs`: taking over
 //!   a body from another mirror when its mirror dies mid-body.
 //! - `passive.rs`: failures of real traffic reported to the state owner.
+//! - `own.rs`: mirrorgate's own listeners, never connected to.
 //! - `error.rs`: the closed set of upstream failures.
 //!
 //! This module reads the snapshot only while [`Proxy::forward`] runs
@@ -29,6 +30,7 @@ mod failover;
 mod h1;
 mod headers;
 mod mode;
+mod own;
 mod passive;
 mod pool;
 mod resume;
@@ -135,16 +137,18 @@ impl ProxyRequest {
 impl Proxy {
     /// A proxy whose connection pools follow `settings` as read at start
     /// (`connect_timeout`, `idle_connections`, `idle_connection_timeout`);
-    /// passive health reports go to `state`.
+    /// passive health reports go to `state`. `own` are mirrorgate's own
+    /// listeners (public and admin): no upstream connection may reach them.
     pub fn new(
         settings: &ProxyConfig,
         roots: &TlsRoots,
         metrics: Metrics,
         state: &Arc<State>,
+        own: &[std::net::SocketAddr],
     ) -> Result<Proxy, ClientError> {
         Ok(Proxy {
             ctx: Arc::new(Ctx {
-                client: client::build(settings, roots)?,
+                client: client::build(settings, roots, own::OwnAddrs::new(own))?,
                 fallback_counters: metrics.proxy_counters(FALLBACK_NAME),
                 metrics,
                 passive: Passive::new(Arc::downgrade(state)),

@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap};
 use http::{Method, Response, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
 
 use super::client::UpstreamBody;
 use super::h1::{Conn, ExchangeError, H1Body};
 use super::headers::host;
+use super::own::{is_self_connect, Guarded};
 use super::UpstreamError;
 
 /// Idle for this long, a connection is checked for anything the mirror sent
@@ -51,7 +51,7 @@ pub(crate) struct Pool {
 }
 
 struct Inner {
-    connector: HttpConnector,
+    connector: Guarded,
     /// Idle connections by `host:port`, oldest first.
     idle: Mutex<hashbrown::HashMap<String, VecDeque<Idle>>>,
     max_idle: usize,
@@ -85,20 +85,20 @@ impl Pool {
     /// at most `idle_timeout` each, and connects with `connector`.
     /// Made within a tokio runtime, it sweeps out expired idle connections
     /// on its own; elsewhere only when it is next used.
-    pub fn new(connector: HttpConnector, max_idle: usize, idle_timeout: Duration) -> Pool {
+    pub fn new(connector: impl Into<Guarded>, max_idle: usize, idle_timeout: Duration) -> Pool {
         Pool::with_peek_after(connector, max_idle, idle_timeout, PEEK_AFTER)
     }
 
     /// [`Pool::new`], checking connections idle for `peek_after` or more.
     fn with_peek_after(
-        connector: HttpConnector,
+        connector: impl Into<Guarded>,
         max_idle: usize,
         idle_timeout: Duration,
         peek_after: Duration,
     ) -> Pool {
         let pool = Pool {
             inner: Arc::new(Inner {
-                connector,
+                connector: connector.into(),
                 idle: Mutex::new(hashbrown::HashMap::new()),
                 max_idle,
                 idle_timeout,
@@ -206,7 +206,7 @@ impl Pool {
         let io = connector
             .call(uri.clone())
             .await
-            .map_err(|e| classify_connect(&e))?;
+            .map_err(|e| classify_connect(e.as_ref()))?;
         Ok(Conn::new(io.into_inner()))
     }
 }
@@ -278,6 +278,12 @@ impl Checkin {
 
 /// The closed reason for a failed connect.
 fn classify_connect(e: &(dyn StdError + 'static)) -> UpstreamError {
+    if is_self_connect(e) {
+        return UpstreamError::SelfAddress;
+    }
+    if crate::fds::out_of_descriptors(e) {
+        return UpstreamError::OutOfDescriptors;
+    }
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {

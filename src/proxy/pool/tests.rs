@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Body;
 use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
