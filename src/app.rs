@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -63,13 +63,27 @@ pub struct App {
     indexer: SharedIndexer,
 }
 
+/// The listen queue of both listeners.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Binds one listener and reads back its address (port 0 picks a free one).
 async fn bind(
     what: &'static str,
     addr: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
     let err = |source| StartError::Bind { what, addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    // Clients past the connection cap (or arriving while accept backs off
+    // from EMFILE) wait in this queue rather than being refused; the kernel
+    // caps it at net.core.somaxconn.
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(err)?;
     let bound = listener.local_addr().map_err(err)?;
     Ok((listener, bound))
 }
