@@ -353,3 +353,42 @@ async fn aria2c_downloads_through_the_metalink_from_several_mirrors() {
         );
     }
 }
+
+/// aria2c as a new user runs it, with its default options: its `Accept`
+/// names the Metalink types beside `*/*` at the same weight, which asks for
+/// nothing in particular. It must get the redirect and save the file itself
+/// under its own name, not the Metalink's XML.
+#[tokio::test]
+async fn aria2c_with_default_options_saves_the_file() {
+    if !have_tool("aria2c", "aria2") {
+        return;
+    }
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = w.app.url("/releases/demo.iso");
+    let out_dir = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("aria2c")
+            // No user config and no proxy: otherwise aria2c's own defaults.
+            .args(["--no-conf", "--all-proxy="])
+            .arg(format!("--dir={}", out_dir.display()))
+            .arg(url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(dir.path().join("demo.iso")).expect("saved under its own name");
+    assert_eq!(
+        got,
+        BODY,
+        "the file, not a Metalink: {}",
+        String::from_utf8_lossy(&got)
+    );
+}
