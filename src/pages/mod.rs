@@ -33,6 +33,7 @@ struct LeftOutRow {
     country: String,
     distance: String,
     state: &'static str,
+    last_sync: String,
     reason: &'static str,
 }
 
@@ -85,6 +86,7 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
                 country,
                 distance,
                 state: e.health.state.as_str(),
+                last_sync: e.health.last_sync.map_or_else(|| "–".to_string(), when),
                 reason: v.detail,
             }),
         }
@@ -136,7 +138,11 @@ struct StatusPage {
     rows: Vec<StatusRow>,
 }
 
-/// How the status table is sorted: `name`, `country`, `state`, `lag` or `check`.
+/// The keys the status table sorts by, in the order of its columns.
+const SORT_KEYS: [&str; 6] = ["name", "country", "state", "lag", "check", "failure"];
+
+/// How the status table is sorted: `name`, `country`, `state`, `lag`,
+/// `check` or `failure` (the time of the last failed probe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortBy {
     pub key: &'static str,
@@ -155,10 +161,7 @@ impl SortBy {
                 "desc" => s.desc = true,
                 p => {
                     if let Some(k) = p.strip_prefix("sort=") {
-                        s.key = ["name", "country", "state", "lag", "check"]
-                            .into_iter()
-                            .find(|c| *c == k)
-                            .unwrap_or("name");
+                        s.key = SORT_KEYS.into_iter().find(|c| *c == k).unwrap_or("name");
                     }
                 }
             }
@@ -181,6 +184,7 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
             "state" => state_rank(a.health.state).cmp(&state_rank(b.health.state)),
             "lag" => a.lag.cmp(&b.lag),
             "check" => a.health.last_check.cmp(&b.health.last_check),
+            "failure" => a.health.last_failure_at.cmp(&b.health.last_failure_at),
             _ => std::cmp::Ordering::Equal,
         };
         o.then_with(|| a.mirror.name.cmp(&b.mirror.name))
@@ -194,6 +198,7 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
         ("state", "State"),
         ("lag", "Lag"),
         ("check", "Last check"),
+        ("failure", "Last failure"),
     ]
     .into_iter()
     .map(|(key, title)| Column {
@@ -206,12 +211,6 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
         },
         next_desc: sort.key == key && !sort.desc,
     })
-    .chain(std::iter::once(Column {
-        key: "name",
-        title: "Last failure",
-        arrow: "",
-        next_desc: false,
-    }))
     .collect();
     let rows = entries
         .iter()
@@ -228,11 +227,11 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
                 .health
                 .last_check
                 .map_or_else(|| "never".to_string(), when),
-            last_failure: e
-                .health
-                .last_failure
-                .as_ref()
-                .map_or_else(|| "–".to_string(), |f| f.to_string()),
+            last_failure: match (&e.health.last_failure, e.health.last_failure_at) {
+                (Some(f), Some(at)) => format!("{}: {f}", when(at)),
+                (Some(f), None) => f.to_string(),
+                (None, _) => "–".to_string(),
+            },
         })
         .collect();
     StatusPage {

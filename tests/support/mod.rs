@@ -3,6 +3,8 @@
 //! (snapshot generations, readiness), never for time.
 #![allow(dead_code)]
 
+pub mod html;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
