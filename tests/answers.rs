@@ -187,7 +187,9 @@ async fn pages_render_in_a_browser_and_never_run_injected_markup() {
         .to_str()
         .unwrap()
         .contains("default-src 'none'"));
-    let hostile = "/releases/%3Cimg%20src=x%20onerror=%22document.title='pwned'%22%3E%3Cscript%3Edocument.title='pwned'.iso?mirrorlist";
+    // `'` is sent as `%27` (the same path once decoded): the Chromium of
+    // Debian 12 dumps nothing for a URL with a bare `'` on its command line.
+    let hostile = "/releases/%3Cimg%20src=x%20onerror=%22document.title=%27pwned%27%22%3E%3Cscript%3Edocument.title=%27pwned%27.iso?mirrorlist";
     let html = get(&w, hostile, None).await.text().await.unwrap();
     assert!(
         !html.contains("<script>document") && !html.contains("<img src=x"),
