@@ -61,7 +61,7 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
     let mut ranked = Vec::new();
     let mut left_out = Vec::new();
     for v in &report.mirrors {
-        let Some(e) = snap.mirror(&v.name) else {
+        let Some(e) = v.entry(snap) else {
             continue;
         };
         let country = e
