@@ -102,6 +102,27 @@ async fn lists_show_100_mirrors_by_default_and_page_through_the_rest() {
     );
     let page = app.get_text(app.url("/a.iso?mirrorlist&limit=3")).await;
     assert_eq!(html::table(&page, "mirrors").rows.len(), 3, "{page}");
+    // The page for people says where it is and links to its neighbours.
+    let page = app
+        .get_text(app.url("/a.iso?mirrorlist&limit=50&offset=50"))
+        .await;
+    let t = html::table(&page, "mirrors");
+    assert_eq!(t.rows[0][0], "51", "{t:?}");
+    assert!(page.contains("Mirrors 51–100 of 150."), "{page}");
+    assert_eq!(
+        html::hrefs_of(&page, "Previous"),
+        ["?mirrorlist&limit=50&offset=0"]
+    );
+    assert_eq!(
+        html::hrefs_of(&page, "Next"),
+        ["?mirrorlist&limit=50&offset=100"]
+    );
+    let page = app.get_text(app.url("/a.iso?mirrorlist")).await;
+    assert_eq!(
+        html::hrefs_of(&page, "Next"),
+        ["?mirrorlist&limit=100&offset=100"]
+    );
+    assert!(html::hrefs_of(&page, "Previous").is_empty(), "{page}");
 }
 
 #[tokio::test]

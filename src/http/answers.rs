@@ -204,7 +204,7 @@ fn render(
         ..Listing::from_report(snap, report, path)
     };
     let (body, media) = match wanted {
-        Wanted::MirrorList => match pages::mirror_list(report, snap) {
+        Wanted::MirrorList => match pages::mirror_list(report, snap, page) {
             Ok(html) => (html, "text/html; charset=utf-8"),
             Err(e) => return internal(&e.to_string()),
         },
@@ -236,13 +236,24 @@ fn render(
     (Outcome::List, page_response(body, media))
 }
 
-/// `/?mirrorstats`: every mirror's state, sortable.
-pub(crate) fn status(snap: &Snapshot, query: Option<&str>) -> (Outcome, Resp) {
-    match pages::status(snap, pages::SortBy::from_query(query)) {
-        Ok(html) => (
+/// `/?mirrorstats`: every mirror's state, sortable; a table of every
+/// mirror, so made like a list, on a blocking thread within the budget.
+pub(crate) async fn status(
+    snap: Arc<Snapshot>,
+    query: Option<String>,
+    budget: ListBudget,
+) -> (Outcome, Resp) {
+    let _permit = budget.0.clone().acquire_owned().await.ok();
+    let made = tokio::task::spawn_blocking(move || {
+        pages::status(&snap, pages::SortBy::from_query(query.as_deref()))
+    })
+    .await;
+    match made {
+        Ok(Ok(html)) => (
             Outcome::List,
             page_response(html, "text/html; charset=utf-8"),
         ),
+        Ok(Err(e)) => internal(&e.to_string()),
         Err(e) => internal(&e.to_string()),
     }
 }

@@ -287,8 +287,11 @@ impl PublicHandler {
             }
         };
         if path.is_root() && query.is_some_and(|q| q.split('&').any(|k| k == "mirrorstats")) {
-            let (outcome, resp) = answers::status(snap, query);
-            return Ok((outcome, resp.into()));
+            return Err(Later::List(Box::pin(answers::status(
+                snap.clone(),
+                query.map(str::to_string),
+                self.lists.clone(),
+            ))));
         }
         let target = files::classify(snap, &path);
         if wanted == Wanted::Sha256 {

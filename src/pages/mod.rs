@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use askama::Template;
 
 use crate::explain::Report;
+use crate::formats::Page;
 use crate::health::HealthState;
 use crate::http::path::CleanPath;
 use crate::state::{MirrorEntry, Snapshot};
@@ -37,9 +38,19 @@ struct LeftOutRow {
     reason: &'static str,
 }
 
+/// Where this page of the ranking sits, and the links to its neighbours.
+struct Paging {
+    first: usize,
+    last: usize,
+    total: usize,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "mirrorlist.html")]
 struct MirrorListPage {
+    paging: Option<Paging>,
     name: String,
     size: Option<String>,
     date: Option<String>,
@@ -49,8 +60,9 @@ struct MirrorListPage {
     left_out: Vec<LeftOutRow>,
 }
 
-/// The mirror list of one file, from the explanation of its ranking.
-pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::Error> {
+/// The mirror list of one file, from the explanation of its ranking cut
+/// to `page`.
+pub fn mirror_list(report: &Report, snap: &Snapshot, page: Page) -> Result<String, askama::Error> {
     let encoded = CleanPath::parse(&report.path, usize::MAX)
         .map(|p| p.encoded().to_string())
         .unwrap_or_default();
@@ -96,7 +108,18 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
         (Some(c), None) => c.clone(),
         _ => "an unknown place: mirrors are shared by capacity".to_string(),
     };
+    // Shown only when the ranking does not fit on one page.
+    let link = |offset: usize| format!("?mirrorlist&limit={}&offset={offset}", page.limit);
+    let shown_to = page.offset + ranked.len();
+    let paging = (page.offset > 0 || shown_to < page.mirrors_total).then(|| Paging {
+        first: page.offset + 1,
+        last: shown_to,
+        total: page.mirrors_total,
+        previous: (page.offset > 0).then(|| link(page.offset.saturating_sub(page.limit))),
+        next: (shown_to < page.mirrors_total).then(|| link(page.offset + page.limit)),
+    });
     MirrorListPage {
+        paging,
         name,
         size: report.file.as_ref().map(|f| size(f.size)),
         date: report
