@@ -131,6 +131,8 @@ pub struct Prepared {
     /// Per mirror, by index: may it serve this file (`Eligible` when the
     /// path is not a known file).
     for_file: Vec<Reason>,
+    /// The mirrors a download would check now (indexes, best first).
+    to_check: Vec<usize>,
 }
 
 impl Prepared {
@@ -174,6 +176,24 @@ impl Prepared {
             }
             _ => vec![Reason::Eligible; snap.mirrors.len()],
         };
+        // Of the mirrors not known to have the file, those placed better
+        // than the one chosen without them, at most `parallel`
+        // ([`files::worth_checking`], as the download handler picks them).
+        let to_check = match (target, checker, snap.config.origin.as_ref()) {
+            (Target::File(_), Some(_), Some(origin)) => {
+                let chosen = select::select_for(
+                    &snap.mirrors,
+                    &client,
+                    &snap.config.selection,
+                    &mut rand::rng(),
+                    |i| for_file[i],
+                )
+                .map(|r| r.chosen());
+                let parallel = origin.on_demand.parallel;
+                files::worth_checking(snap, &client, &for_file, chosen, parallel)
+            }
+            _ => Vec::new(),
+        };
         Ok(Prepared {
             ip,
             clean,
@@ -182,31 +202,22 @@ impl Prepared {
             client,
             target,
             for_file,
+            to_check,
         })
     }
 
-    /// Makes the on-demand checks a download would make now: of the mirrors
-    /// not known to have the file, those placed better than the one chosen
-    /// without them, at most `parallel`, for at most `wait`
-    /// ([`files::worth_checking`], as the download handler does).
+    /// Makes the on-demand checks a download would make now, for at most
+    /// `origin.on_demand.wait`; a check not answered by then leaves its
+    /// mirror "not confirmed", as for a download.
     pub async fn check(&mut self, snap: &Snapshot, checker: &Checker, metrics: &Metrics) {
         let (Target::File(info), Some(origin)) = (self.target, snap.config.origin.as_ref()) else {
             return;
         };
-        let od = &origin.on_demand;
-        let reasons = &self.for_file;
-        let chosen = select::select_for(
-            &snap.mirrors,
-            &self.client,
-            &snap.config.selection,
-            &mut rand::rng(),
-            |i| reasons[i],
-        )
-        .map(|r| r.chosen());
-        let check = files::worth_checking(snap, &self.client, reasons, chosen, od.parallel);
-        if check.is_empty() {
+        if self.to_check.is_empty() {
             return;
         }
+        let od = &origin.on_demand;
+        let check = std::mem::take(&mut self.to_check);
         let requests = files::check_requests(snap, &check, &self.clean, &info);
         for (k, presence) in checker.check_many(requests, od.wait, od.parallel).await {
             if let Some(&i) = check.get(k) {

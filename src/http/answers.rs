@@ -160,19 +160,31 @@ pub(crate) async fn answer(r: ListRequest) -> (Outcome, Resp) {
         any_path: r.wanted == Wanted::AptList,
     };
     let raw = format!("/{}", r.path.encoded());
-    let mut prepared =
-        match explain::Prepared::new(&r.snap, Some(&r.checker), r.ip, &raw, r.scheme, opts) {
-            Ok(p) => p,
-            Err(e) => {
-                return (
-                    Outcome::BadRequest,
-                    super::download::text(StatusCode::BAD_REQUEST, &e),
-                )
-            }
-        };
+    // Every step that walks the mirrors runs on a blocking thread within
+    // the budget; only the on-demand checks are awaited here, without a
+    // permit, as a download awaits them.
+    let budget = r.budget;
+    let prepared = {
+        let _permit = budget.0.clone().acquire_owned().await.ok();
+        let (snap, checker, ip, scheme) = (r.snap.clone(), r.checker.clone(), r.ip, r.scheme);
+        tokio::task::spawn_blocking(move || {
+            explain::Prepared::new(&snap, Some(&checker), ip, &raw, scheme, opts)
+        })
+        .await
+    };
+    let mut prepared = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            return (
+                Outcome::BadRequest,
+                super::download::text(StatusCode::BAD_REQUEST, &e),
+            )
+        }
+        Err(e) => return internal(&e.to_string()),
+    };
     prepared.check(&r.snap, &r.checker, &r.metrics).await;
     // The semaphore is never closed; were it, the answer is made anyway.
-    let _permit = r.budget.0.clone().acquire_owned().await.ok();
+    let _permit = budget.0.clone().acquire_owned().await.ok();
     let (snap, wanted, path) = (r.snap, r.wanted, r.path);
     let made = tokio::task::spawn_blocking(move || {
         let (report, page) = paging.cut(prepared.report(&snap, opts));
