@@ -146,8 +146,9 @@ impl Listing {
     }
 
     /// From an [`explain::Report`](crate::explain::Report) made against
-    /// `snap`: mirrors are matched by name (names are unique in a snapshot);
-    /// a report row whose mirror is not in `snap` is skipped. `path` is the
+    /// `snap`: mirrors are found by index, or by name when the report was
+    /// made against another snapshot (names are unique in a snapshot); a
+    /// report row whose mirror is not in `snap` is skipped. `path` is the
     /// path the report was made for (the report keeps only its decoded form).
     pub fn from_report(snap: &Snapshot, report: &Report, path: &CleanPath) -> Listing {
         let file = report.file.as_ref().map(|f| FileInfo {
