@@ -1,5 +1,6 @@
 //! The hot functions of the request path, one by one: client address, path
-//! normalisation, GeoIP lookup of a client, and selection over 50 mirrors.
+//! normalisation, GeoIP lookup of a client, and selection over 50 mirrors
+//! (and the full ranking of a list over 500 and 5,000).
 //! Run with `cargo bench --bench hot_path`.
 
 use std::hint::black_box;
@@ -27,8 +28,13 @@ use mirrorgate::state::MirrorEntry;
 
 /// 50 mirrors on a grid over the inhabited latitudes, up, as the snapshot holds them.
 fn mirrors() -> Vec<MirrorEntry> {
+    mirrors_n(50)
+}
+
+/// `n` mirrors placed as [`mirrors`] places them.
+fn mirrors_n(n: usize) -> Vec<MirrorEntry> {
     let metrics = Metrics::new();
-    (0..50)
+    (0..n)
         .map(|i| {
             let mc = MirrorConfig {
                 name: format!("m{i}"),
@@ -147,6 +153,18 @@ fn bench(c: &mut Criterion) {
     c.bench_function("select/50_mirrors_unknown_client", |b| {
         b.iter(|| select(black_box(&ms), &unknown, &cfg, &mut rng))
     });
+    // A list (?json, ?meta4) ranks every mirror: the cost should grow about
+    // tenfold from 500 to 5,000 mirrors, not a hundredfold.
+    for n in [500, 5000] {
+        let many = mirrors_n(n);
+        let all = SelectionConfig {
+            link_mirrors: n,
+            ..SelectionConfig::default()
+        };
+        c.bench_function(&format!("select/rank_all_{n}_mirrors"), |b| {
+            b.iter(|| select(black_box(&many), &client, &all, &mut rng))
+        });
+    }
 }
 
 criterion_group!(benches, bench);

@@ -294,6 +294,10 @@ pub fn explain<C: Candidate, R: Rng + ?Sized>(
     (verdicts, ranking)
 }
 
+/// Up to this many alternatives are ordered by insertion; more (the lists)
+/// by a selection and a sort.
+const INSERTION_MAX: usize = 16;
+
 /// Orders eligible mirrors; returns the ranking and the indexes of the spread band.
 fn rank<C: Candidate, R: Rng + ?Sized>(
     mirrors: &[C],
@@ -335,8 +339,24 @@ fn rank<C: Candidate, R: Rng + ?Sized>(
         }
     };
     let k = cfg.link_mirrors.min(eligible.len());
-    // The k best by insertion into a short sorted run: k is a handful (at
-    // most 16), where a general selection algorithm costs more than it saves.
+    if k > INSERTION_MAX {
+        // A list ranks hundreds or thousands: insertion into a sorted run
+        // would move O(n·k) entries. A selection (linear on average), then a
+        // sort of the k kept, costs O(n + k log k). Ties are broken by index,
+        // so the order is the one the insertion below gives.
+        if k < eligible.len() {
+            eligible.select_nth_unstable_by(k - 1, order_by);
+            eligible.truncate(k);
+        }
+        eligible.sort_unstable_by(order_by);
+        let mut order = Vec::with_capacity(1 + k);
+        order.push(chosen);
+        order.extend(eligible.iter().map(|e| e.0));
+        return Some((Ranking { order }, band));
+    }
+    // The k best by insertion into a short sorted run: k is a handful (a
+    // redirect names at most 16), where a general selection algorithm costs
+    // more than it saves.
     let mut best: Vec<(usize, f64)> = Vec::with_capacity(k + 1);
     for &e in &eligible {
         if best.len() == k {
@@ -821,6 +841,39 @@ pub(crate) mod tests {
             tight.band = 0.0;
             let r = select(&[far, near], &c, &tight, &mut SmallRng::seed_from_u64(seed)).unwrap();
             prop_assert_eq!(r.chosen(), 1);
+        }
+
+        /// Long rankings (the lists, past the insertion sort's reach) give
+        /// the order of a full sort, and the short ranking of the same draw
+        /// is their prefix.
+        #[test]
+        fn long_rankings_are_a_full_sort(
+            places in proptest::collection::vec((-80.0f64..80.0, -179.0f64..179.0, 1u32..400), 20..120),
+            k in 17usize..150,
+            seed: u64,
+            known: bool,
+        ) {
+            let ms: Vec<C> = places
+                .iter()
+                .enumerate()
+                .map(|(i, &(lat, lon, w))| up(mirror(&format!("m{i}"), "DE", lat, lon, w)))
+                .collect();
+            let c = if known { client("FR", 48.86, 2.35) } else { Client { location: None, scheme: Scheme::Http } };
+            let mut long = cfg();
+            long.link_mirrors = k;
+            let r = select(&ms, &c, &long, &mut SmallRng::seed_from_u64(seed)).unwrap();
+            let chosen = r.chosen();
+            let mut rest: Vec<usize> = (0..ms.len()).filter(|&i| i != chosen).collect();
+            match c.location.as_ref() {
+                Some(l) => rest.sort_by(|&a, &b| {
+                    cost(&ms[a].0, l, &long).total_cmp(&cost(&ms[b].0, l, &long)).then(a.cmp(&b))
+                }),
+                None => rest.sort_by(|&a, &b| ms[b].0.weight.cmp(&ms[a].0.weight).then(a.cmp(&b))),
+            }
+            rest.truncate(k);
+            prop_assert_eq!(&r.order[1..], &rest[..]);
+            let short = select(&ms, &c, &cfg(), &mut SmallRng::seed_from_u64(seed)).unwrap();
+            prop_assert_eq!(&r.order[..short.order.len()], &short.order[..]);
         }
 
         /// For an unknown client, the long-run share of each mirror follows its weight.

@@ -13,6 +13,7 @@ use mirrorgate::config::Config;
 use mirrorgate::content::FileInfo;
 use mirrorgate::formats::{
     apt_mirror_list, describedby_link, json, metalink, ClientFacts, LeftOut, ListedMirror, Listing,
+    Page,
 };
 use mirrorgate::geo::{Continent, CountryCode, GeoDb};
 use mirrorgate::health::{HealthState, MirrorHealth};
@@ -69,6 +70,12 @@ fn hostile() -> Listing {
             continent: Some(Continent::EU),
             latitude: Some(50.11),
             longitude: Some(8.68),
+        },
+        page: Page {
+            offset: 0,
+            limit: 100,
+            mirrors_total: 3,
+            left_out_total: 1,
         },
     }
 }
@@ -689,6 +696,12 @@ async fn real_apt_reads_the_list_and_falls_back_by_priority() {
                 .collect(),
             left_out: Vec::new(),
             client: ClientFacts::default(),
+            page: Page {
+                offset: 0,
+                limit: 100,
+                mirrors_total: bases.len(),
+                left_out_total: 0,
+            },
         };
         Some(apt_mirror_list(&listing).into_bytes())
     })

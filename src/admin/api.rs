@@ -142,7 +142,12 @@ pub async fn explain(AxState(s): AxState<AdminState>, Query(q): Query<ExplainQue
     };
     let snap = s.state.load_full();
     let scheme = if q.https { Scheme::Https } else { Scheme::Http };
-    match crate::explain::explain(&snap, Some(&s.checker), ip, &q.path, scheme) {
+    // With the on-demand checks a download would make: the same answer.
+    let opts = crate::explain::Options::default();
+    let report =
+        crate::explain::explain_checked(&snap, &s.checker, &s.metrics, ip, &q.path, scheme, opts)
+            .await;
+    match report {
         Ok(r) => Json(r).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("path: {e}\n")).into_response(),
     }

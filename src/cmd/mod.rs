@@ -14,7 +14,7 @@ use anyhow::Context;
 
 use crate::app::{load_parts, App, StartOptions};
 use crate::config::Config;
-use crate::content::ContentIndex;
+use crate::content::{Checker, CheckerSettings, ContentIndex};
 use crate::geo::GeoDb;
 use crate::health::{probe, HealthState, MirrorHealth, ProbeClient, ProbeTarget};
 use crate::metrics::Metrics;
@@ -183,7 +183,8 @@ fn origin_index(config: &Config) -> anyhow::Result<Option<Arc<ContentIndex>>> {
 }
 
 /// `explain --config PATH --ip IP PATH`: probes every enabled mirror once
-/// (unless `--assume-up`), then ranks exactly as the server would.
+/// (unless `--assume-up`), then decides exactly as the server would, on-demand
+/// checks of a file newer than a mirror's last sync included.
 pub async fn explain(
     path: &Path,
     ip: IpAddr,
@@ -197,6 +198,7 @@ pub async fn explain(
     };
     let timeout = config.health.timeout;
     let roots = config.tls_roots.clone();
+    let checker = explain_checker(&config)?;
     let content = origin_index(&config)?;
     let trace_file = config.origin.as_ref().and_then(|o| o.trace_file.clone());
     let loaded = load_parts(config, None).await.map_err(anyhow::Error::msg)?;
@@ -241,8 +243,25 @@ pub async fn explain(
     }
     let scheme = if https { Scheme::Https } else { Scheme::Http };
     let snap = Snapshot::standalone(&loaded, entries, content);
+    // The checks a download would make, so that explain says what the
+    // server does for a file no mirror is yet known to have.
+    let opts = crate::explain::Options::default();
     let report =
-        crate::explain::explain(&snap, None, ip, req_path, scheme).map_err(anyhow::Error::msg)?;
+        crate::explain::explain_checked(&snap, &checker, &metrics, ip, req_path, scheme, opts)
+            .await
+            .map_err(anyhow::Error::msg)?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The on-demand checker `serve` would build from this config.
+fn explain_checker(config: &Config) -> anyhow::Result<Checker> {
+    let mut settings = CheckerSettings::default();
+    if let Some(od) = config.origin.as_ref().map(|o| &o.on_demand) {
+        settings.timeout = od.timeout;
+        settings.positive_ttl = od.positive_ttl;
+        settings.negative_ttl = od.negative_ttl;
+    }
+    settings.roots = config.tls_roots.clone();
+    Checker::new(settings).context("on-demand checks")
 }

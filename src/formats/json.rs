@@ -53,6 +53,12 @@ pub fn json(listing: &Listing) -> Value {
         },
         "mirrors": mirrors,
         "left_out": left_out,
+        "page": {
+            "offset": listing.page.offset,
+            "limit": listing.page.limit,
+            "mirrors_total": listing.page.mirrors_total,
+            "left_out_total": listing.page.left_out_total,
+        },
     })
 }
 

@@ -32,6 +32,22 @@ pub struct Listing {
     pub left_out: Vec<LeftOut>,
     /// What GeoIP said of the client.
     pub client: ClientFacts,
+    /// Which part of the ranking this is.
+    pub page: Page,
+}
+
+/// Which part of the ranking a listing shows: the served answers list at
+/// most `limit` mirrors of each kind (`?limit=N&offset=M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// How many mirrors of each kind (ranked, left out) come before this page.
+    pub offset: usize,
+    /// The most of each kind this page shows.
+    pub limit: usize,
+    /// Every mirror that may serve the file, on this page or another.
+    pub mirrors_total: usize,
+    /// Every mirror that may not.
+    pub left_out_total: usize,
 }
 
 /// A mirror that may serve the file.
@@ -110,10 +126,17 @@ impl Listing {
         verdicts: &[Verdict],
         order: &[usize],
     ) -> Listing {
+        // Each mirror's rank by index, in one pass: a listing may rank thousands.
+        let mut rank_of = vec![None; snap.mirrors.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            if let Some(r) = rank_of.get_mut(i) {
+                *r = Some(pos + 1);
+            }
+        }
         let rows = verdicts.iter().filter_map(|v| {
             Some(Row {
                 entry: snap.mirrors.get(v.index)?,
-                rank: order.iter().position(|&i| i == v.index).map(|p| p + 1),
+                rank: rank_of.get(v.index).copied().flatten(),
                 reason: v.reason.as_str(),
                 detail: v.reason.describe(),
                 distance_km: v.distance_km,
@@ -123,8 +146,9 @@ impl Listing {
     }
 
     /// From an [`explain::Report`](crate::explain::Report) made against
-    /// `snap`: mirrors are matched by name (names are unique in a snapshot);
-    /// a report row whose mirror is not in `snap` is skipped. `path` is the
+    /// `snap`: mirrors are found by index, or by name when the report was
+    /// made against another snapshot (names are unique in a snapshot); a
+    /// report row whose mirror is not in `snap` is skipped. `path` is the
     /// path the report was made for (the report keeps only its decoded form).
     pub fn from_report(snap: &Snapshot, report: &Report, path: &CleanPath) -> Listing {
         let file = report.file.as_ref().map(|f| FileInfo {
@@ -145,7 +169,7 @@ impl Listing {
         };
         let rows = report.mirrors.iter().filter_map(|m| {
             Some(Row {
-                entry: snap.mirrors.iter().find(|e| *e.mirror.name == *m.name)?,
+                entry: m.entry(snap)?,
                 rank: m.rank,
                 reason: m.reason,
                 detail: m.detail,
@@ -190,7 +214,14 @@ impl Listing {
             }
         }
         mirrors.sort_by_key(|m| m.rank);
+        let page = Page {
+            offset: 0,
+            limit: mirrors.len().max(left_out.len()),
+            mirrors_total: mirrors.len(),
+            left_out_total: left_out.len(),
+        };
         Listing {
+            page,
             path: format!("/{}", path.as_str()),
             path_encoded: format!("/{}", path.encoded()),
             file,

@@ -17,7 +17,7 @@ pub mod negotiate;
 
 pub use aptlist::apt_mirror_list;
 pub use json::json;
-pub use listing::{ClientFacts, LeftOut, ListedMirror, Listing, NOT_RANKED};
+pub use listing::{ClientFacts, LeftOut, ListedMirror, Listing, Page, NOT_RANKED};
 pub use metalink::{describedby_link, metalink, push_describedby_link};
 pub use negotiate::{wanted, Wanted};
 

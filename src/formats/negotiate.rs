@@ -28,9 +28,14 @@ const JSON_TYPE: &str = "application/json";
 /// for `<file>.meta4`, where it is `<file>` (the Metalink of a file at a URL
 /// of its own, for clients that name what they save after the URL). A query
 /// key counts with or without a value (`?json`, `?json=1`); the first known
-/// key wins. Without one, a media type that `Accept` names explicitly with
-/// `q` > 0 and at least the `q` of everything else wins; wildcards such as
-/// `*/*` alone mean "anything", which is the redirect.
+/// key wins. Without one, `Accept` decides: JSON when it names
+/// `application/json` with `q` > 0 and at least the `q` of everything else;
+/// Metalink only when it gives `application/metalink4+xml` a `q` strictly
+/// above that of anything else it accepts, wildcards included. Download
+/// managers such as aria2c list the Metalink type beside `*/*` at the same
+/// weight: they take the file itself as gladly, and the redirect gives them
+/// every mirror (`Link`) and the hash (`Digest`) anyway. `*/*` alone is the
+/// redirect.
 pub fn wanted<'a>(path: &'a str, query: Option<&str>, accept: Option<&str>) -> (Wanted, &'a str) {
     if let Some(w) = query.and_then(from_query) {
         return (w, path);
@@ -90,6 +95,10 @@ fn from_accept(accept: &str) -> Wanted {
         }
     }
     match best {
+        // Metalink is a document about the file, not the file: only a client
+        // that prefers it to everything else gets it instead of the redirect.
+        Some((Wanted::Metalink, q)) if q > other => Wanted::Metalink,
+        Some((Wanted::Metalink, _)) => Wanted::Redirect,
         // An explicit type at least as wanted as the rest: the client asked for it.
         Some((kind, q)) if q >= other => kind,
         _ => Wanted::Redirect,
@@ -193,6 +202,37 @@ mod tests {
         );
         assert_eq!(
             a("application/metalink4+xml;q=0.9, application/json;q=0.9"),
+            Wanted::Metalink
+        );
+    }
+
+    #[test]
+    fn metalink_only_when_preferred_to_everything_else() {
+        let a = |h: &str| w("/a.iso", None, Some(h));
+        // aria2c's default Accept: the file is as welcome as the Metalink.
+        assert_eq!(
+            a("*/*,application/metalink4+xml,application/metalink+xml"),
+            Wanted::Redirect
+        );
+        assert_eq!(a("application/metalink4+xml, */*"), Wanted::Redirect);
+        assert_eq!(
+            a("application/metalink4+xml, application/octet-stream"),
+            Wanted::Redirect
+        );
+        // Preferred, or the only type: the Metalink.
+        assert_eq!(a("application/metalink4+xml, */*;q=0.9"), Wanted::Metalink);
+        assert_eq!(a("application/metalink4+xml"), Wanted::Metalink);
+        // Asked for by URL, whatever Accept says.
+        assert_eq!(
+            w(
+                "/a.iso",
+                Some("meta4"),
+                Some("*/*,application/metalink4+xml")
+            ),
+            Wanted::Metalink
+        );
+        assert_eq!(
+            w("/a.iso.meta4", None, Some("*/*,application/metalink4+xml")),
             Wanted::Metalink
         );
     }

@@ -99,6 +99,8 @@ pub struct MirrorHealth {
     pub last_check: Option<SystemTime>,
     /// Why the last failed probe failed (kept after recovery, for operators).
     pub last_failure: Option<FailureReason>,
+    /// When that probe finished: a reason is only useful with its time.
+    pub last_failure_at: Option<SystemTime>,
     /// The time the mirror's trace file said when last read successfully:
     /// the mirror holds everything the origin published up to then.
     pub last_sync: Option<SystemTime>,
@@ -124,6 +126,7 @@ impl MirrorHealth {
             rtt: None,
             last_check: None,
             last_failure: None,
+            last_failure_at: None,
             last_sync: None,
             trace_error: None,
             held_until: None,
@@ -167,6 +170,7 @@ impl MirrorHealth {
             }
             Err(reason) => {
                 self.last_failure = Some(reason);
+                self.last_failure_at = Some(now);
                 self.successes = 0;
                 self.failures = self.failures.saturating_add(1);
                 match self.state {

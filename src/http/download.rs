@@ -103,6 +103,8 @@ pub struct PublicHandler {
     proxy: Proxy,
     /// The scheme of this listener, when no trusted proxy says otherwise.
     scheme: Scheme,
+    /// Bounds how many list answers are made at once.
+    lists: answers::ListBudget,
 }
 
 /// The answer to one request: ready at once, or after on-demand checks.
@@ -144,6 +146,8 @@ struct Pending {
 enum Later {
     Checks(Box<Pending>),
     Proxy(ProxyFuture),
+    /// A list (Metalink, JSON, apt, the mirror list page): made on its own.
+    List(ProxyFuture),
 }
 
 /// What the access log says of a request; taken only when that log is on.
@@ -168,6 +172,7 @@ impl PublicHandler {
             checker,
             proxy,
             scheme,
+            lists: answers::ListBudget::new(),
         }
     }
 
@@ -187,7 +192,7 @@ impl PublicHandler {
                     this.finish(start, outcome, answer, access).into_response()
                 })))
             }
-            Err(Later::Proxy(proxied)) => {
+            Err(Later::Proxy(proxied) | Later::List(proxied)) => {
                 let this = self.clone();
                 HandleFuture(Inner::Later(Box::pin(async move {
                     let (outcome, resp) = proxied.await;
@@ -219,7 +224,7 @@ impl PublicHandler {
                     this.finish(start, outcome, answer, access)
                 }))
             }
-            Err(Later::Proxy(proxied)) => {
+            Err(Later::Proxy(proxied) | Later::List(proxied)) => {
                 let this = self.clone();
                 let access = access(peer, req);
                 Direct::Later(Box::pin(async move {
@@ -291,8 +296,11 @@ impl PublicHandler {
             }
         };
         if path.is_root() && query.is_some_and(|q| q.split('&').any(|k| k == "mirrorstats")) {
-            let (outcome, resp) = answers::status(snap, query);
-            return Ok((outcome, resp.into()));
+            return Err(Later::List(Box::pin(answers::status(
+                snap.clone(),
+                query.map(str::to_string),
+                self.lists.clone(),
+            ))));
         }
         let target = files::classify(snap, &path);
         if wanted == Wanted::Sha256 {
@@ -307,9 +315,19 @@ impl PublicHandler {
             self.scheme,
         );
         if wanted != Wanted::Redirect {
-            let (outcome, resp) =
-                answers::answer(wanted, snap, &self.checker, addr.ip, addr.scheme, &path);
-            return Ok((outcome, resp.into()));
+            return Err(Later::List(Box::pin(answers::answer(
+                answers::ListRequest {
+                    wanted,
+                    snap: snap.clone(),
+                    checker: self.checker.clone(),
+                    metrics: self.metrics.clone(),
+                    budget: self.lists.clone(),
+                    ip: addr.ip,
+                    scheme: addr.scheme,
+                    path,
+                    query: query.map(str::to_string),
+                },
+            ))));
         }
         // Redirect or proxy: decided before ranking, because a proxied
         // request needs enough alternatives to fail over to.

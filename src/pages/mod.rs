@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use askama::Template;
 
 use crate::explain::Report;
+use crate::formats::Page;
 use crate::health::HealthState;
 use crate::http::path::CleanPath;
 use crate::state::{MirrorEntry, Snapshot};
@@ -33,12 +34,23 @@ struct LeftOutRow {
     country: String,
     distance: String,
     state: &'static str,
+    last_sync: String,
     reason: &'static str,
+}
+
+/// Where this page of the ranking sits, and the links to its neighbours.
+struct Paging {
+    first: usize,
+    last: usize,
+    total: usize,
+    previous: Option<String>,
+    next: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "mirrorlist.html")]
 struct MirrorListPage {
+    paging: Option<Paging>,
     name: String,
     size: Option<String>,
     date: Option<String>,
@@ -48,8 +60,9 @@ struct MirrorListPage {
     left_out: Vec<LeftOutRow>,
 }
 
-/// The mirror list of one file, from the explanation of its ranking.
-pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::Error> {
+/// The mirror list of one file, from the explanation of its ranking cut
+/// to `page`.
+pub fn mirror_list(report: &Report, snap: &Snapshot, page: Page) -> Result<String, askama::Error> {
     let encoded = CleanPath::parse(&report.path, usize::MAX)
         .map(|p| p.encoded().to_string())
         .unwrap_or_default();
@@ -60,7 +73,7 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
     let mut ranked = Vec::new();
     let mut left_out = Vec::new();
     for v in &report.mirrors {
-        let Some(e) = snap.mirror(&v.name) else {
+        let Some(e) = v.entry(snap) else {
             continue;
         };
         let country = e
@@ -85,6 +98,7 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
                 country,
                 distance,
                 state: e.health.state.as_str(),
+                last_sync: e.health.last_sync.map_or_else(|| "–".to_string(), when),
                 reason: v.detail,
             }),
         }
@@ -94,7 +108,18 @@ pub fn mirror_list(report: &Report, snap: &Snapshot) -> Result<String, askama::E
         (Some(c), None) => c.clone(),
         _ => "an unknown place: mirrors are shared by capacity".to_string(),
     };
+    // Shown only when the ranking does not fit on one page.
+    let link = |offset: usize| format!("?mirrorlist&limit={}&offset={offset}", page.limit);
+    let shown_to = page.offset + ranked.len();
+    let paging = (page.offset > 0 || shown_to < page.mirrors_total).then(|| Paging {
+        first: page.offset + 1,
+        last: shown_to,
+        total: page.mirrors_total,
+        previous: (page.offset > 0).then(|| link(page.offset.saturating_sub(page.limit))),
+        next: (shown_to < page.mirrors_total).then(|| link(page.offset + page.limit)),
+    });
     MirrorListPage {
+        paging,
         name,
         size: report.file.as_ref().map(|f| size(f.size)),
         date: report
@@ -136,7 +161,11 @@ struct StatusPage {
     rows: Vec<StatusRow>,
 }
 
-/// How the status table is sorted: `name`, `country`, `state`, `lag` or `check`.
+/// The keys the status table sorts by, in the order of its columns.
+const SORT_KEYS: [&str; 6] = ["name", "country", "state", "lag", "check", "failure"];
+
+/// How the status table is sorted: `name`, `country`, `state`, `lag`,
+/// `check` or `failure` (the time of the last failed probe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortBy {
     pub key: &'static str,
@@ -155,10 +184,7 @@ impl SortBy {
                 "desc" => s.desc = true,
                 p => {
                     if let Some(k) = p.strip_prefix("sort=") {
-                        s.key = ["name", "country", "state", "lag", "check"]
-                            .into_iter()
-                            .find(|c| *c == k)
-                            .unwrap_or("name");
+                        s.key = SORT_KEYS.into_iter().find(|c| *c == k).unwrap_or("name");
                     }
                 }
             }
@@ -181,6 +207,7 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
             "state" => state_rank(a.health.state).cmp(&state_rank(b.health.state)),
             "lag" => a.lag.cmp(&b.lag),
             "check" => a.health.last_check.cmp(&b.health.last_check),
+            "failure" => a.health.last_failure_at.cmp(&b.health.last_failure_at),
             _ => std::cmp::Ordering::Equal,
         };
         o.then_with(|| a.mirror.name.cmp(&b.mirror.name))
@@ -194,6 +221,7 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
         ("state", "State"),
         ("lag", "Lag"),
         ("check", "Last check"),
+        ("failure", "Last failure"),
     ]
     .into_iter()
     .map(|(key, title)| Column {
@@ -206,12 +234,6 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
         },
         next_desc: sort.key == key && !sort.desc,
     })
-    .chain(std::iter::once(Column {
-        key: "name",
-        title: "Last failure",
-        arrow: "",
-        next_desc: false,
-    }))
     .collect();
     let rows = entries
         .iter()
@@ -228,11 +250,11 @@ pub fn status(snap: &Snapshot, sort: SortBy) -> Result<String, askama::Error> {
                 .health
                 .last_check
                 .map_or_else(|| "never".to_string(), when),
-            last_failure: e
-                .health
-                .last_failure
-                .as_ref()
-                .map_or_else(|| "–".to_string(), |f| f.to_string()),
+            last_failure: match (&e.health.last_failure, e.health.last_failure_at) {
+                (Some(f), Some(at)) => format!("{}: {f}", when(at)),
+                (Some(f), None) => f.to_string(),
+                (None, _) => "–".to_string(),
+            },
         })
         .collect();
     StatusPage {

@@ -3,6 +3,7 @@
 //! (snapshot generations, readiness), never for time.
 #![allow(dead_code)]
 
+pub mod html;
 pub mod misbehaving;
 pub mod slow;
 
