@@ -5,6 +5,7 @@
 //! holds no health and no counters: those live in the snapshot (`crate::state`).
 
 mod locate;
+pub mod token;
 
 use std::net::IpAddr;
 use std::sync::Arc;
