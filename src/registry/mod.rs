@@ -4,7 +4,10 @@
 //! from GeoIP for the address its host resolves to (`locate.rs`). This module
 //! holds no health and no counters: those live in the snapshot (`crate::state`).
 
+pub mod document;
+mod file_store;
 mod locate;
+pub mod store;
 pub mod token;
 
 use std::net::IpAddr;
@@ -15,7 +18,10 @@ use url::Url;
 use crate::config::MirrorConfig;
 use crate::geo::{Continent, Coords, CountryCode, Location};
 
+pub use document::Document;
+pub use file_store::FileStore;
 pub use locate::{build_mirrors, BuildNote};
+pub use store::{Store, StoreError};
 
 /// Where a mirror's location came from; shown by `check-config` and the API.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,373 @@
+//! The registry's foundation: the file store keeps every acknowledged
+//! write (across concurrent writers and a SIGKILL), and refuses a document
+//! it cannot read without touching it.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mirrorgate::registry::document::{RegisteredMirror, Timestamp};
+use mirrorgate::registry::{Document, FileStore, Store, StoreError};
+use serde_json::json;
+
+fn mirror(url: &str) -> RegisteredMirror {
+    RegisteredMirror {
+        url: url.into(),
+        country: Some("DE".into()),
+        continent: Some("EU".into()),
+        latitude: Some(50.11),
+        longitude: Some(8.68),
+        asn: vec![64500],
+        weight: 100,
+        countries_only: Vec::new(),
+        exclude_countries: vec!["CN".into()],
+        continents_only: Vec::new(),
+        contact: Some("ops@example.org".into()),
+        operator: Some("uni-a".into()),
+        drained: false,
+        created: Timestamp::now(),
+        updated: Timestamp::now(),
+    }
+}
+
+/// Registers `name` unless it is taken, as the API will.
+async fn register(store: &dyn Store, name: String) -> Result<u64, StoreError> {
+    store
+        .update(move |doc: &mut Document| {
+            if doc.mirrors.contains_key(&name) {
+                return Err(StoreError::Conflict(format!("{name} is taken")));
+            }
+            doc.mirrors.insert(
+                name.clone(),
+                mirror(&format!("https://{name}.example.org/")),
+            );
+            Ok(())
+        })
+        .await
+        .map(|((), rev)| rev)
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn round_trip_keeps_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let store: Arc<dyn Store> = Arc::new(FileStore::open(&path).unwrap());
+    assert!(path.exists(), "an empty document is created at open");
+    assert_eq!(*store.load().await.unwrap(), Document::default());
+
+    let ((), rev) = store
+        .update(|doc: &mut Document| {
+            doc.mirrors
+                .insert("m1".into(), mirror("https://m1.example.org/"));
+            doc.overlays.insert("de-fra".into(), Default::default());
+            doc.overlays.get_mut("de-fra").unwrap().drained = true;
+            doc.operators.insert(
+                "uni-a".into(),
+                mirrorgate::registry::document::Operator {
+                    name: "University A".into(),
+                    token_hash: mirrorgate::registry::token::hash("mgo_x"),
+                    created: Timestamp::now(),
+                },
+            );
+            doc.record(mirrorgate::registry::document::AuditEntry {
+                time: Timestamp::now(),
+                actor: "admin".into(),
+                action: "drain".into(),
+                target: "de-fra".into(),
+                before: Some(json!({"drained": false})),
+                after: Some(json!({"drained": true})),
+            });
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(rev, 1);
+    let written = store.load().await.unwrap();
+    let reopened = FileStore::open(&path).unwrap().current();
+    assert_eq!(*reopened, *written);
+    assert_eq!(reopened.revision, 1);
+    assert!(reopened.is_drained("de-fra"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("{\n  \"version\": 1,"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "token hashes are not world-readable");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_updates_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let store: Arc<dyn Store> = Arc::new(FileStore::open(&path).unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move { register(&*store, format!("m{i}")).await });
+    }
+    let mut revisions = BTreeSet::new();
+    while let Some(r) = tasks.join_next().await {
+        revisions.insert(r.unwrap().unwrap());
+    }
+    // Each write saw all those before it: revisions 1..=100, none shared.
+    assert_eq!(revisions, (1..=100).collect());
+    let doc = FileStore::open(&path).unwrap().current();
+    assert_eq!(doc.mirrors.len(), 100);
+    assert_eq!(doc.revision, 100);
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_update_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let store = FileStore::open(&path).unwrap();
+    let store: &dyn Store = &store;
+    register(store, "m1".into()).await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = register(store, "m1".into()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m == "m1 is taken"),
+        "{err}"
+    );
+    // A change that fails half-way leaves no trace either.
+    let err = store
+        .update(|doc: &mut Document| {
+            doc.mirrors.clear();
+            Err::<(), _>(StoreError::NotFound("no such mirror".into()))
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(store.load().await.unwrap().mirrors.len(), 1);
+    assert_eq!(store.load().await.unwrap().revision, 1);
+}
+
+#[test]
+fn a_corrupted_document_is_refused_with_its_line_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let mut doc = Document::default();
+    doc.mirrors
+        .insert("m1".into(), mirror("https://m1.example.org/"));
+    let text = serde_json::to_string_pretty(&doc).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Line 6 (1-based) loses its closing quote and comma: a torn edit.
+    let line6 = lines[5].to_owned();
+    let torn = line6.trim_end_matches(',').trim_end_matches('"').to_owned();
+    lines[5] = &torn;
+    let corrupted = lines.join("\n");
+    std::fs::write(&path, &corrupted).unwrap();
+
+    let err = FileStore::open(&path).unwrap_err();
+    let StoreError::Parse { line, path: p, .. } = &err else {
+        panic!("expected a parse error, got {err}")
+    };
+    assert_eq!(*line, 6, "{err}");
+    assert_eq!(p, &path);
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:6:", path.display())),
+        "{shown}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), corrupted.as_bytes());
+
+    // Structurally wrong (an unknown key) is refused the same way.
+    let unknown = "{\n  \"version\": 1,\n  \"mirors\": {}\n}\n";
+    std::fs::write(&path, unknown).unwrap();
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Parse { line: 3, .. }), "{err}");
+    assert!(err.to_string().contains("unknown field `mirors`"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), unknown.as_bytes());
+}
+
+#[test]
+fn an_unknown_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let newer = "{\"version\": 2, \"shards\": []}";
+    std::fs::write(&path, newer).unwrap();
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedVersion { found: 2, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("version 2 is not supported"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), newer.as_bytes());
+}
+
+#[test]
+fn open_removes_only_its_own_stale_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    for name in [
+        ".registry.json.tmp-4242-7",
+        ".other.json.tmp-1-1",
+        ".registry.json.tmp-notes",
+        "registry.json.bak",
+    ] {
+        std::fs::write(dir.path().join(name), "x").unwrap();
+    }
+    FileStore::open(&path).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".other.json.tmp-1-1",
+            ".registry.json.tmp-notes",
+            "registry.json",
+            "registry.json.bak"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_directory_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope").join("registry.json");
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[test]
+fn the_example_config_documents_a_working_registry_section() {
+    let example_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let text = std::fs::read_to_string(example_dir.join("mirrorgate.example.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let block = "# registry:\n\
+                 #   # The registry document.";
+    assert!(text.contains(block), "the example shows registry:");
+    let enabled = text
+        .replace("# registry:\n", "registry:\n")
+        .replace(
+            "#   path: /var/lib/mirrorgate/registry.json",
+            &format!("  path: {}", path.display()),
+        )
+        .replace(
+            "#   allow_private_targets: false",
+            "  allow_private_targets: true",
+        );
+    let config = mirrorgate::config::Config::from_yaml(&enabled, &example_dir)
+        .unwrap_or_else(|e| panic!("the example with its registry section: {e}"));
+    assert_eq!(config.registry.path, Some(path));
+    assert!(config.registry.allow_private_targets);
+    // As shipped (commented out), the registry is off.
+    let shipped = mirrorgate::config::Config::from_yaml(&text, &example_dir).unwrap();
+    assert_eq!(shipped.registry.path, None);
+}
+
+/// Set in the child of [`killed_writer_loses_no_acknowledged_write`].
+const CHILD_ENV: &str = "MIRRORGATE_REGISTRY_CRASH_CHILD";
+
+/// Not a test on its own: the writer process that the crash test starts
+/// (this same binary) and kills. It registers mirrors 100 at a time and
+/// prints `ACK <name>` after each write the store acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_writer_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (round, path) = spec.split_once(':').unwrap();
+    let store: Arc<dyn Store> = Arc::new(FileStore::open(Path::new(path)).unwrap());
+    for wave in 0..50 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let store = Arc::clone(&store);
+            let name = format!("r{round}-w{wave}-{i}");
+            tasks.spawn(async move {
+                register(&*store, name.clone()).await.unwrap();
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ACK {name}").unwrap();
+                out.flush().unwrap();
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+#[test]
+fn killed_writer_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.json");
+    let mut acked = BTreeSet::new();
+    for round in 0..8 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_writer_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, format!("{round}:{}", path.display()))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(name) = line.strip_prefix("ACK ") {
+                    if tx.send(name.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        // Killed after a random number of acknowledged writes, i.e. at a
+        // random point of the next write (100 are always in flight).
+        let kill_after = rand::random_range(1..=200);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = 0;
+        while seen < kill_after {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let name = rx
+                .recv_timeout(left)
+                .expect("the writer acknowledges writes in time");
+            acked.insert(name);
+            seen += 1;
+        }
+        // std's kill is SIGKILL on Unix: no destructor, no flush, no cleanup.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        // Acknowledgements already in the pipe count too.
+        acked.extend(rx.try_iter());
+
+        let doc = FileStore::open(&path)
+            .unwrap_or_else(|e| panic!("round {round}: the store must open: {e}"))
+            .current();
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|n| !doc.mirrors.contains_key(*n))
+            .collect();
+        assert!(missing.is_empty(), "round {round}: lost {missing:?}");
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "stale temp files removed"
+        );
+    }
+}
