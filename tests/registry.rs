@@ -1,17 +1,23 @@
 //! The registry's foundation: the file store keeps every acknowledged
-//! write (across concurrent writers and a SIGKILL), and refuses a document
-//! it cannot read without touching it.
+//! write (across concurrent writers and a SIGKILL), refuses a document it
+//! cannot read without touching it; registration requests are validated
+//! by the config's rules and never panic the parser.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirrorgate::registry::document::{RegisteredMirror, Timestamp};
+use mirrorgate::registry::validate::{
+    check_target, check_target_addresses, is_private_target, parse_registration,
+};
 use mirrorgate::registry::{Document, FileStore, Store, StoreError};
-use serde_json::json;
+use proptest::prelude::*;
+use serde_json::{json, Value};
 
 fn mirror(url: &str) -> RegisteredMirror {
     RegisteredMirror {
@@ -369,5 +375,257 @@ fn killed_writer_loses_no_acknowledged_write() {
             temp_files(dir.path()).is_empty(),
             "stale temp files removed"
         );
+    }
+}
+
+#[test]
+fn a_valid_registration_becomes_a_stored_mirror() {
+    let body = json!({
+        "name": "uni-a.fra",
+        "url": "https://mirror.uni-a.example/pub",
+        "country": "de",
+        "latitude": 50.11,
+        "longitude": 8.68,
+        "asn": [64500],
+        "weight": 250,
+        "exclude_countries": ["CN"],
+        "contact": "ops@uni-a.example",
+        "operator": "uni-a"
+    });
+    let reg = parse_registration(body.to_string().as_bytes()).unwrap();
+    assert_eq!(reg.mirror.url.as_str(), "https://mirror.uni-a.example/pub/");
+    let stored = reg.to_stored(Timestamp::now());
+    assert_eq!(stored.country.as_deref(), Some("DE"));
+    // Kept as given; derived from the country when mirrors are built, as
+    // for config mirrors.
+    assert_eq!(stored.continent, None);
+    assert_eq!(stored.weight, 250);
+    assert_eq!(stored.exclude_countries, ["CN"]);
+    assert_eq!(stored.operator.as_deref(), Some("uni-a"));
+}
+
+#[test]
+fn every_bad_field_is_reported_with_its_name() {
+    let body = json!({
+        "name": "bad name",
+        "url": "https://user:pw@mirror.example/pub?x=1",
+        "country": "XX",
+        "latitude": 91.0,
+        "longitude": 180.5,
+        "weight": 0,
+        "asn": [1, -5],
+        "contact": "not an address",
+        "operator": "a/b"
+    });
+    let errs = parse_registration(body.to_string().as_bytes()).unwrap_err();
+    let fields: BTreeSet<&str> = errs.iter().filter_map(|e| e.field.as_deref()).collect();
+    for f in [
+        "name",
+        "url",
+        "country",
+        "latitude",
+        "longitude",
+        "weight",
+        "asn[1]",
+        "contact",
+        "operator",
+    ] {
+        assert!(fields.contains(f), "{f} not reported: {errs:?}");
+    }
+    let url = errs
+        .iter()
+        .find(|e| e.field.as_deref() == Some("url"))
+        .unwrap();
+    assert!(url.error.contains("user info"), "{url:?}");
+}
+
+#[test]
+fn unknown_fields_wrong_types_and_oversize_bodies_are_refused() {
+    let cases: [(Vec<u8>, Option<&str>, &str); 7] = [
+        (
+            br#"{"name":"m","url":"https://m.example/","enabled":false}"#.to_vec(),
+            Some("enabled"),
+            "unknown field",
+        ),
+        (
+            br#"{"name":"m","url":"https://m.example/","weight":"heavy"}"#.to_vec(),
+            Some("weight"),
+            "invalid type",
+        ),
+        (
+            br#"{"name":"m","url":"https://m.example/","asn":[1,"x"]}"#.to_vec(),
+            Some("asn[1]"),
+            "invalid type",
+        ),
+        (b"[1,2]".to_vec(), None, "must be a JSON object"),
+        (b" \n null".to_vec(), None, "must be a JSON object"),
+        (
+            br#"{"name":"m","url":"https://m.example/"} trailing"#.to_vec(),
+            None,
+            "trailing",
+        ),
+        (vec![b' '; 20_000], None, "larger than"),
+    ];
+    for (body, field, message) in cases {
+        let errs = parse_registration(&body).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field.as_deref(), field, "{errs:?}");
+        assert!(errs[0].error.contains(message), "{errs:?}");
+    }
+    let long = json!({"name": "m", "url": format!("https://m.example/{}", "a".repeat(3000))});
+    let errs = parse_registration(long.to_string().as_bytes()).unwrap_err();
+    assert_eq!(errs[0].field.as_deref(), Some("url"));
+    assert!(errs[0].error.contains("longer than 2048"), "{errs:?}");
+}
+
+#[test]
+fn private_targets_are_recognised() {
+    for s in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "::",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a00:1",
+        "::7f00:1",
+        "2002:c0a8:101::1",
+    ] {
+        let ip: IpAddr = s.parse().unwrap();
+        assert!(is_private_target(ip), "{s}");
+        assert!(check_target_addresses(&[ip], false).is_err(), "{s}");
+        assert!(check_target_addresses(&[ip], true).is_ok(), "{s}");
+    }
+    for s in [
+        "8.8.8.8",
+        "2a00:1450::1",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ] {
+        assert!(!is_private_target(s.parse().unwrap()), "{s}");
+    }
+    // One private answer among public ones is enough to refuse.
+    let mixed: Vec<IpAddr> = vec!["8.8.8.8".parse().unwrap(), "10.0.0.1".parse().unwrap()];
+    let err = check_target_addresses(&mixed, false).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("url"));
+    assert!(
+        err.error.contains("10.0.0.1") && err.error.contains("registry.allow_private_targets"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn loopback_hosts_are_refused_unless_allowed() {
+    for u in [
+        "http://127.0.0.1:8080/",
+        "http://[::1]/",
+        "http://localhost/pub/",
+    ] {
+        let url = url::Url::parse(u).unwrap();
+        let err = check_target(&url, false).await.unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("url"), "{u}");
+        assert!(check_target(&url, true).await.is_ok(), "{u}");
+    }
+}
+
+/// Any JSON value, with keys often the request's own.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,20}".prop_map(Value::from),
+    ];
+    let key = prop_oneof![
+        prop::sample::select(vec![
+            "name",
+            "url",
+            "country",
+            "continent",
+            "latitude",
+            "longitude",
+            "asn",
+            "weight",
+            "countries_only",
+            "exclude_countries",
+            "continents_only",
+            "contact",
+            "operator",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z_]{0,10}",
+    ];
+    leaf.prop_recursive(3, 48, 10, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..10)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn url_text() -> impl Strategy<Value = String> {
+    let scheme = prop::sample::select(vec!["http", "https", "HTTPS", "ftp", "file", "javascript"]);
+    let sep = prop::sample::select(vec!["://", ":", ":///", "://\t"]);
+    let user = prop::sample::select(vec!["", "", "user@", "user:pw@", ":@", "@", "u%40x@"]);
+    let host = prop::sample::select(vec![
+        "example.org",
+        "192.0.2.1",
+        "[2001:db8::1]",
+        "",
+        "exa mple.org",
+        "xn--bcher-kva.example",
+    ]);
+    let port = prop::sample::select(vec!["", ":8080", ":0", ":99999"]);
+    let path = "(/[a-zA-Z0-9%._~?#-]{0,6}){0,3}";
+    let query = prop::option::of("[a-z=&]{0,6}");
+    let frag = prop::option::of("[a-z]{0,6}");
+    (scheme, sep, user, host, port, path, query, frag).prop_map(|(s, sep, u, h, p, path, q, f)| {
+        let mut out = format!("{s}{sep}{u}{h}{p}{path}");
+        if let Some(q) = q {
+            out.push('?');
+            out.push_str(&q);
+        }
+        if let Some(f) = f {
+            out.push('#');
+            out.push_str(&f);
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_json_is_answered_without_panic(v in json_value()) {
+        let _ = parse_registration(v.to_string().as_bytes());
+    }
+
+    #[test]
+    fn any_bytes_are_answered_without_panic(b in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = parse_registration(&b);
+    }
+
+    #[test]
+    fn every_accepted_url_is_plain_http_or_https(
+        u in prop_oneof![url_text(), ".{0,40}"]
+    ) {
+        let body = json!({"name": "m1", "url": u}).to_string();
+        if let Ok(reg) = parse_registration(body.as_bytes()) {
+            let url = &reg.mirror.url;
+            prop_assert!(matches!(url.scheme(), "http" | "https"), "{}", url);
+            prop_assert!(url.username().is_empty() && url.password().is_none(), "{}", url);
+            prop_assert!(url.query().is_none() && url.fragment().is_none(), "{}", url);
+            prop_assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{}", url);
+            prop_assert!(url.path().ends_with('/'), "{}", url);
+        }
     }
 }

@@ -32,6 +32,7 @@ use crate::geo::{Continent, Coords, CountryCode};
 pub use crate::http::client_ip::ForwardedHeader;
 
 pub use duration::{format_duration, parse_duration};
+pub use mirror::{check_entry, check_name, MirrorEntry};
 pub use parse::MAX_CONFIG_BYTES;
 pub use validate::{ConfigError, ConfigErrors};
 

@@ -9,6 +9,7 @@ mod file_store;
 mod locate;
 pub mod store;
 pub mod token;
+pub mod validate;
 
 use std::net::IpAddr;
 use std::sync::Arc;
