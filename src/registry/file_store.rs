@@ -81,7 +81,7 @@ impl FileStore {
         };
         inner.remove_stale_temps()?;
         match fs::read(path) {
-            Ok(bytes) => inner.current.store(Arc::new(parse(path, &bytes)?)),
+            Ok(bytes) => inner.current.store(Arc::new(parse_document(path, &bytes)?)),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // Created now rather than at the first write: a directory
                 // that cannot be written fails the start, not a later
@@ -227,9 +227,10 @@ fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Reads a document: the version first, so that a newer format is refused
-/// as such rather than with whatever field it added.
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Document, StoreError> {
+/// Reads a document's bytes (`path` only names it in errors): the version
+/// first, so that a newer format is refused as such rather than with
+/// whatever field it added.
+pub fn parse_document(path: &Path, bytes: &[u8]) -> Result<Document, StoreError> {
     #[derive(Deserialize)]
     struct Version {
         version: u64,

@@ -20,7 +20,7 @@ use crate::config::MirrorConfig;
 use crate::geo::{Continent, Coords, CountryCode, Location};
 
 pub use document::Document;
-pub use file_store::FileStore;
+pub use file_store::{parse_document, FileStore};
 pub use locate::{build_mirrors, BuildNote};
 pub use store::{Store, StoreError};
 
