@@ -199,6 +199,14 @@ fn a_corrupted_document_is_refused_with_its_line_and_left_byte_identical() {
     assert!(matches!(err, StoreError::Parse { line: 3, .. }), "{err}");
     assert!(err.to_string().contains("unknown field `mirors`"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), unknown.as_bytes());
+
+    // A name given twice would lose one registration: refused at its line.
+    let twice = "{\n  \"version\": 1,\n  \"overlays\": {\n    \"a\": {\"drained\": true},\n    \"a\": {\"drained\": false}\n  }\n}\n";
+    std::fs::write(&path, twice).unwrap();
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Parse { line: 5, .. }), "{err}");
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), twice.as_bytes());
 }
 
 #[test]

@@ -36,14 +36,14 @@ pub struct Document {
     #[serde(default)]
     pub revision: u64,
     /// Registered mirrors by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub mirrors: BTreeMap<String, RegisteredMirror>,
     /// Runtime state of config mirrors, by name (config mirrors themselves
     /// stay in the config file).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub overlays: BTreeMap<String, Overlay>,
     /// Operators by id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub operators: BTreeMap<String, Operator>,
     /// The latest changes, oldest first, at most [`MAX_AUDIT_ENTRIES`].
     #[serde(default)]
@@ -81,6 +81,40 @@ impl Document {
     pub fn is_drained(&self, name: &str) -> bool {
         self.overlays.get(name).is_some_and(|o| o.drained)
     }
+}
+
+/// A JSON object as a map, refusing a key that appears twice: serde would
+/// keep the last one and silently drop the other, and in a hand-edited
+/// document that is a registration lost without a word.
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{key:?} appears twice; each name or id may appear once"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// One mirror registered through the API. Its name is its key in
@@ -241,6 +275,19 @@ mod tests {
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
         let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
         assert!(err.to_string().contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn a_name_given_twice_is_refused_not_dropped() {
+        let text =
+            r#"{"version": 1, "overlays": {"a": {"drained": true}, "a": {"drained": false}}}"#;
+        let err = serde_json::from_str::<Document>(text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"a\" appears twice"), "{err}");
+        let ok = r#"{"version": 1, "overlays": {"a": {"drained": true}, "b": {"drained": false}}}"#;
+        let doc = serde_json::from_str::<Document>(ok).unwrap();
+        assert!(doc.is_drained("a") && !doc.is_drained("b"));
     }
 
     #[test]
