@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mirrorgate::registry::document::{RegisteredMirror, Timestamp};
 use mirrorgate::registry::validate::{
     check_target, check_target_addresses, is_private_target, parse_registration,
+    request_from_stored, validate_registration,
 };
 use mirrorgate::registry::{Document, FileStore, Store, StoreError};
 use proptest::prelude::*;
@@ -620,6 +621,40 @@ proptest! {
     #[test]
     fn any_bytes_are_answered_without_panic(b in prop::collection::vec(any::<u8>(), 0..400)) {
         let _ = parse_registration(&b);
+    }
+
+    #[test]
+    fn a_stored_registration_validates_again_to_itself(
+        country in prop::option::of(prop::sample::select(vec!["DE", "fr", "US", "JP"])),
+        // Written as people write them (a few decimals): serde_json's default
+        // float reading may be one ulp off for arbitrary bit patterns.
+        coords in prop::option::of((-9_000i32..=9_000, -18_000i32..=18_000)
+            .prop_map(|(a, b)| (f64::from(a) / 100.0, f64::from(b) / 100.0))),
+        asn in prop::collection::vec(1u32..=u32::MAX, 0..3),
+        weight in 1u32..=1_000_000,
+        exclude in prop::collection::vec(prop::sample::select(vec!["CN", "RU", "BR"]), 0..3),
+        continents in prop::collection::vec(prop::sample::select(vec!["EU", "AS", "OC"]), 0..3),
+        contact in prop::option::of(Just("ops@example.org")),
+    ) {
+        let body = json!({
+            "name": "m1",
+            "url": "https://m1.example.org/pub",
+            "country": country,
+            "latitude": coords.map(|c| c.0),
+            "longitude": coords.map(|c| c.1),
+            "asn": asn,
+            "weight": weight,
+            "exclude_countries": exclude,
+            "continents_only": continents,
+            "contact": contact,
+        });
+        let now = Timestamp::now();
+        let first = parse_registration(body.to_string().as_bytes()).unwrap().to_stored(now);
+        let again = validate_registration(request_from_stored("m1", &first)).unwrap().to_stored(now);
+        prop_assert_eq!(&again, &first);
+        // And through the file's JSON as well.
+        let read: RegisteredMirror = serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        prop_assert_eq!(&read, &first);
     }
 
     #[test]

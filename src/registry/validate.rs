@@ -102,6 +102,29 @@ impl Registration {
     }
 }
 
+/// The request that would register `stored` again under `name`: how a
+/// stored mirror is checked again by the rules of a registration (when
+/// mirrors are built from a document, which may have been edited by
+/// hand), and the base that an edit's fields are laid over.
+pub fn request_from_stored(name: &str, stored: &RegisteredMirror) -> RegistrationRequest {
+    let list = |v: &[String]| (!v.is_empty()).then(|| v.to_vec());
+    RegistrationRequest {
+        name: Some(name.to_owned()),
+        url: Some(stored.url.clone()),
+        country: stored.country.clone(),
+        continent: stored.continent.clone(),
+        latitude: stored.latitude,
+        longitude: stored.longitude,
+        asn: (!stored.asn.is_empty()).then(|| stored.asn.iter().map(|&a| i64::from(a)).collect()),
+        weight: Some(i64::from(stored.weight)),
+        countries_only: list(&stored.countries_only),
+        exclude_countries: list(&stored.exclude_countries),
+        continents_only: list(&stored.continents_only),
+        contact: stored.contact.clone(),
+        operator: stored.operator.clone(),
+    }
+}
+
 fn texts<T: std::fmt::Display>(v: &[T]) -> Vec<String> {
     v.iter().map(T::to_string).collect()
 }
