@@ -36,6 +36,15 @@ pub(super) struct RawConfig {
     pub proxy: Option<RawProxy>,
     pub tls_roots: Option<Vec<String>>,
     pub mirrors: Option<Vec<RawMirror>>,
+    pub registry: Option<RawRegistry>,
+}
+
+/// `registry:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistry {
+    pub path: Option<String>,
+    pub allow_private_targets: Option<bool>,
 }
 
 /// One entry of `rules:`.

@@ -2,11 +2,12 @@
 //! across entries. Places are `mirrors[i].key` and `mirrors[i].key[j]`.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 
 use super::file::RawMirror;
 use super::sections::relative_path;
-use super::validate::{base_url, Checker};
+use super::validate::{base_url, Checker, ConfigError};
 use super::{MirrorConfig, DEFAULT_WEIGHT};
 use crate::geo::{Continent, Coords, CountryCode};
 
@@ -36,6 +37,60 @@ pub(super) fn check_all(c: &mut Checker<'_>, raw: Vec<RawMirror>) -> Vec<MirrorC
         }
     }
     out
+}
+
+/// The fields of one mirror that does not come from the file (a
+/// registration through the admin API), as loose as the file's, so that
+/// [`check_entry`] applies exactly the rules of a `mirrors:` entry.
+#[derive(Debug, Default, Clone)]
+pub struct MirrorEntry {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub country: Option<String>,
+    pub continent: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub asn: Option<Vec<i64>>,
+    pub weight: Option<i64>,
+    pub countries_only: Option<Vec<String>>,
+    pub exclude_countries: Option<Vec<String>>,
+    pub continents_only: Option<Vec<String>>,
+}
+
+/// Checks one entry by the rules of `mirrors:`; every error is returned,
+/// its place relative to the entry (`url`, `asn[1]`).
+pub fn check_entry(e: MirrorEntry) -> Result<MirrorConfig, Vec<ConfigError>> {
+    let raw = RawMirror {
+        name: e.name,
+        url: e.url,
+        country: e.country,
+        continent: e.continent,
+        latitude: e.latitude,
+        longitude: e.longitude,
+        asn: e.asn,
+        weight: e.weight,
+        enabled: None,
+        probe_path: None,
+        countries_only: e.countries_only,
+        exclude_countries: e.exclude_countries,
+        continents_only: e.continents_only,
+    };
+    let mut c = Checker::new(Path::new("."));
+    let checked = check_one(&mut c, "", raw);
+    match checked {
+        Some(m) if c.errors.is_empty() => Ok(m),
+        _ => Err(c
+            .errors
+            .into_iter()
+            .map(|mut e| {
+                // Checked at the place "", so places read ".url".
+                if let Some(p) = e.place.strip_prefix('.') {
+                    e.place = p.to_owned();
+                }
+                e
+            })
+            .collect()),
+    }
 }
 
 fn check_one(c: &mut Checker<'_>, at: &str, m: RawMirror) -> Option<MirrorConfig> {
@@ -122,7 +177,7 @@ fn check_one(c: &mut Checker<'_>, at: &str, m: RawMirror) -> Option<MirrorConfig
 }
 
 /// Names become metric labels and URL path segments, hence the narrow alphabet.
-fn check_name(n: &str) -> Result<(), String> {
+pub fn check_name(n: &str) -> Result<(), String> {
     if n.is_empty() {
         return Err("is empty".into());
     }

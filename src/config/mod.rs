@@ -14,6 +14,7 @@ mod mirror;
 mod origin;
 mod parse;
 mod proxy;
+mod registry;
 mod sections;
 mod unknown_keys;
 mod validate;
@@ -31,6 +32,7 @@ use crate::geo::{Continent, Coords, CountryCode};
 pub use crate::http::client_ip::ForwardedHeader;
 
 pub use duration::{format_duration, parse_duration};
+pub use mirror::{check_entry, check_name, MirrorEntry};
 pub use parse::MAX_CONFIG_BYTES;
 pub use validate::{ConfigError, ConfigErrors};
 
@@ -78,6 +80,20 @@ pub struct Config {
     /// the web PKI roots (PEM files, read at validation).
     pub tls_roots: TlsRoots,
     pub mirrors: Vec<MirrorConfig>,
+    /// Mirrors registered through the admin API, kept beside the config.
+    pub registry: RegistryConfig,
+}
+
+/// `registry:`: where registrations, drains, operators and the audit trail
+/// are kept. Without `path` the registry is off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegistryConfig {
+    /// The registry document (resolved against the config's directory); its
+    /// directory exists at load time. None: the registry is off.
+    pub path: Option<PathBuf>,
+    /// Whether a registered mirror may point at a loopback, private,
+    /// link-local, unique-local or CGNAT address (default false).
+    pub allow_private_targets: bool,
 }
 
 /// How a download is answered.

@@ -25,6 +25,7 @@ use super::duration::parse_duration;
 use super::file::{OneOrMany, RawConfig, RawGeo};
 use super::origin;
 use super::proxy;
+use super::registry;
 use super::sections::{admin, health, limits, selection};
 use super::{
     mirror, parse, Config, GeoConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_REDIRECT_STATUS,
@@ -118,7 +119,7 @@ pub(super) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn new(base: &'a Path) -> Self {
+    pub(super) fn new(base: &'a Path) -> Self {
         Checker {
             errors: Vec::new(),
             base,
@@ -261,6 +262,7 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
             "no enabled mirror and no fallback: every request would get 503; add a mirror or set fallback",
         );
     }
+    let registry = registry::registry(c, raw.registry.unwrap_or_default());
     Config {
         // The fallbacks are never used: an error was recorded and no Config is returned.
         listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -280,6 +282,7 @@ fn check(c: &mut Checker<'_>, raw: RawConfig) -> Config {
         proxy,
         tls_roots,
         mirrors,
+        registry,
     }
 }
 

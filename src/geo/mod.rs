@@ -67,6 +67,7 @@ mod tests {
     }
 }
 
+pub(crate) use address::lookup_form;
 pub use country::{Continent, CountryCode};
 pub use layout::Layout;
 pub use reader::{DbInfo, GeoDb, GeoError};

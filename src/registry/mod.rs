@@ -4,7 +4,12 @@
 //! from GeoIP for the address its host resolves to (`locate.rs`). This module
 //! holds no health and no counters: those live in the snapshot (`crate::state`).
 
+pub mod document;
+mod file_store;
 mod locate;
+pub mod store;
+pub mod token;
+pub mod validate;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,7 +19,10 @@ use url::Url;
 use crate::config::MirrorConfig;
 use crate::geo::{Continent, Coords, CountryCode, Location};
 
+pub use document::Document;
+pub use file_store::{parse_document, FileStore};
 pub use locate::{build_mirrors, BuildNote};
+pub use store::{Store, StoreError};
 
 /// Where a mirror's location came from; shown by `check-config` and the API.
 #[derive(Debug, Clone, PartialEq)]
