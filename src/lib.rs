@@ -53,6 +53,8 @@
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
 //!   on a listener of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
+//! - [`notify`]: systemd's sd_notify protocol (readiness, reloads, stop,
+//!   status, watchdog) when `NOTIFY_SOCKET` is set.
 //! - [`cmd`]: the subcommands behind the thin `main`.
 #![forbid(unsafe_code)]
 
@@ -67,6 +69,7 @@ pub mod geo;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod pages;
 pub mod proxy;

@@ -3,6 +3,7 @@
 //! (snapshot generations, readiness), never for time.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod slow;
 
 use std::convert::Infallible;

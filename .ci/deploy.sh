@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CI for deploy/: installs the tools that check each file there and runs
+# them. Called at the end of .ci/run (as root, CI=true, on a clean clone);
+# fails loudly when a tool is missing or a check fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "deploy check FAILED: $*" >&2; exit 1; }
+
+# Debian packages: systemd-analyze (systemd), promtool (prometheus), nginx,
+# haproxy, openssl for a test certificate.
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || fail "missing ${need[*]} and not root"
+    echo "== installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+for tool in systemd-analyze promtool nginx haproxy openssl; do
+    command -v "$tool" >/dev/null || fail "$tool is not installed"
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== cargo build (the binary the unit files name)"
+cargo build --locked --quiet
+bin="$PWD/target/debug/mirrorgate"
+
+# systemd-analyze verify checks that each Exec= command exists: the units
+# name the installed /usr/bin/mirrorgate, so they are checked as rendered
+# for the binary just built.
+render_unit() {
+    sed "s#/usr/bin/mirrorgate#$bin#g" "$1" > "$work/$(basename "$1")"
+    echo "$work/$(basename "$1")"
+}
+
+echo "== systemd-analyze verify deploy/systemd/mirrorgate.service"
+unit=$(render_unit deploy/systemd/mirrorgate.service)
+systemd-analyze verify "$unit" || fail "systemd-analyze verify mirrorgate.service"
+echo "== systemd-analyze security --offline=true --threshold=20 (exposure 2.0 at most)"
+out=$(systemd-analyze security --offline=true --threshold=20 --no-pager "$unit") \
+    || { echo "$out"; fail "mirrorgate.service exposure above 2.0"; }
+echo "$out" | tail -n 1
+
+echo "deploy checks: all passed"
