@@ -51,4 +51,9 @@ out=$(systemd-analyze security --offline=true --threshold=20 --no-pager "$unit")
     || { echo "$out"; fail "mirrorgate.service exposure above 2.0"; }
 echo "$out" | tail -n 1
 
+echo "== promtool check rules deploy/prometheus/rules.yml"
+promtool check rules deploy/prometheus/rules.yml || fail "promtool check rules"
+echo "== promtool test rules deploy/prometheus/tests.yml"
+promtool test rules deploy/prometheus/tests.yml || fail "promtool test rules"
+
 echo "deploy checks: all passed"
