@@ -56,4 +56,28 @@ promtool check rules deploy/prometheus/rules.yml || fail "promtool check rules"
 echo "== promtool test rules deploy/prometheus/tests.yml"
 promtool test rules deploy/prometheus/tests.yml || fail "promtool test rules"
 
+# A throwaway certificate for the front proxies' TLS listeners.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=download.example.org \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null || fail "openssl req"
+cat "$work/cert.pem" "$work/key.pem" > "$work/cert+key.pem"
+
+echo "== nginx -t (deploy/nginx/mirrorgate.conf inside a minimal nginx.conf)"
+sed -e "s#/etc/ssl/certs/download.example.org.pem#$work/cert.pem#" \
+    -e "s#/etc/ssl/private/download.example.org.key#$work/key.pem#" \
+    deploy/nginx/mirrorgate.conf > "$work/site.conf"
+printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    include %s/site.conf;\n}\n' \
+    "$work" "$work" > "$work/nginx.conf"
+nginx -t -p "$work" -c "$work/nginx.conf" || fail "nginx -t"
+
+echo "== haproxy -c -f deploy/haproxy/haproxy.cfg"
+sed "s#/etc/haproxy/certs/download.example.org.pem#$work/cert+key.pem#" \
+    deploy/haproxy/haproxy.cfg > "$work/haproxy.cfg"
+haproxy -c -f "$work/haproxy.cfg" || fail "haproxy -c"
+
+# The tests that run these tools for real. `cargo test` in .ci/run ran them
+# before the tools above were installed (a missing one skips there); here a
+# missing tool fails.
+echo "== cargo test --test front_proxy (real nginx and HAProxy in front of mirrorgate)"
+DEPLOY_TOOLS_REQUIRED=1 cargo test --locked --quiet --test front_proxy || fail "tests/front_proxy.rs"
+
 echo "deploy checks: all passed"

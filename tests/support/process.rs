@@ -3,7 +3,7 @@
 //! for the failure message, killed when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -116,4 +116,32 @@ impl Drop for Helper {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The path of a tool that checks `deploy/` (nginx, haproxy, prometheus):
+/// on PATH, or in /usr/sbin where Debian puts daemons. `.ci/run` runs
+/// `cargo test` before `.ci/deploy.sh` installs these, so a missing one
+/// skips with a NOTE, except under `DEPLOY_TOOLS_REQUIRED` (set by
+/// `.ci/deploy.sh` when it runs these tests again after installing them),
+/// where it fails naming the Debian package.
+pub fn deploy_tool(name: &str, package: &str) -> Option<PathBuf> {
+    let sbin = Path::new("/usr/sbin").join(name);
+    if sbin.exists() {
+        return Some(sbin);
+    }
+    let found = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return Some(PathBuf::from(name));
+    }
+    assert!(
+        std::env::var_os("DEPLOY_TOOLS_REQUIRED").is_none(),
+        "{name} is missing: .ci/deploy.sh must install Debian's {package}"
+    );
+    eprintln!("NOTE: {name} is not installed (apt-get install {package}): this check is NOT run");
+    None
 }
