@@ -74,6 +74,28 @@ sed "s#/etc/haproxy/certs/download.example.org.pem#$work/cert+key.pem#" \
     deploy/haproxy/haproxy.cfg > "$work/haproxy.cfg"
 haproxy -c -f "$work/haproxy.cfg" || fail "haproxy -c"
 
+# kubernetes-validate (PyPI) in a venv of its own, pinned: it validates
+# against the schemas of the Kubernetes version it was released with.
+venv="${DEPLOY_VENV:-$work/venv}"
+echo "== installing kubernetes-validate into $venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv" || fail "python3 -m venv"
+"$venv/bin/pip" install -q 'kubernetes-validate==1.37.0' || fail "pip install kubernetes-validate"
+echo "== kubernetes-validate --strict deploy/kubernetes/*.yaml"
+"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml || fail "kubernetes-validate"
+# The config inside the ConfigMap, with its GeoIP files and token replaced by
+# the demo database and a test token, passes mirrorgate's own check.
+echo "== mirrorgate check-config on the ConfigMap's mirrorgate.yaml"
+"$venv/bin/python" - "$work/k8s.yaml" <<'PY' || fail "extracting the ConfigMap's config"
+import sys, yaml
+doc = yaml.safe_load(open("deploy/kubernetes/configmap.yaml"))
+open(sys.argv[1], "w").write(doc["data"]["mirrorgate.yaml"])
+PY
+echo "test-token-0123456789" > "$work/admin-token"
+sed -i -e "s#/var/lib/GeoIP/GeoLite2-City.mmdb#$PWD/geoip/demo-city.mmdb#" \
+    -e "s#/var/lib/GeoIP/GeoLite2-ASN.mmdb#$PWD/geoip/demo-asn.mmdb#" \
+    -e "s#/etc/mirrorgate/secret/admin-token#$work/admin-token#" "$work/k8s.yaml"
+"$bin" check-config --config "$work/k8s.yaml" || fail "check-config on the ConfigMap's config"
+
 # The tests that run these tools for real. `cargo test` in .ci/run ran them
 # before the tools above were installed (a missing one skips there); here a
 # missing tool fails.
