@@ -99,7 +99,8 @@ sed -i -e "s#/var/lib/GeoIP/GeoLite2-City.mmdb#$PWD/geoip/demo-city.mmdb#" \
 # The tests that run these tools for real. `cargo test` in .ci/run ran them
 # before the tools above were installed (a missing one skips there); here a
 # missing tool fails.
-echo "== cargo test --test front_proxy (real nginx and HAProxy in front of mirrorgate)"
-DEPLOY_TOOLS_REQUIRED=1 cargo test --locked --quiet --test front_proxy || fail "tests/front_proxy.rs"
+echo "== cargo test --test front_proxy --test prometheus (real nginx, HAProxy, Prometheus)"
+DEPLOY_TOOLS_REQUIRED=1 cargo test --locked --quiet --test front_proxy --test prometheus \
+    || fail "tests/front_proxy.rs or tests/prometheus.rs"
 
 echo "deploy checks: all passed"

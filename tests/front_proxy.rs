@@ -8,18 +8,11 @@
 
 mod support;
 
-use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::process::{deploy_tool, Helper};
+use support::process::{deploy_tool, free_port, Helper};
 use support::*;
-
-/// A loopback port free now, for a config file that needs a number.
-fn free_port() -> u16 {
-    let l = StdListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
 
 /// `text` with `from` replaced by `to`; `from` must be there, so a change of
 /// the shipped file that this rendering misses fails the test.

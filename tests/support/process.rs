@@ -145,3 +145,9 @@ pub fn deploy_tool(name: &str, package: &str) -> Option<PathBuf> {
     eprintln!("NOTE: {name} is not installed (apt-get install {package}): this check is NOT run");
     None
 }
+
+/// A loopback port free now, for a config file that needs a number.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("local address").port()
+}
