@@ -56,6 +56,21 @@ promtool check rules deploy/prometheus/rules.yml || fail "promtool check rules"
 echo "== promtool test rules deploy/prometheus/tests.yml"
 promtool test rules deploy/prometheus/tests.yml || fail "promtool test rules"
 
+# geoipupdate is in Debian's contrib, not on every machine: the service is
+# verified with a stand-in executable at the path it names, beside the
+# timer and mirrorgate's own unit (which it reloads).
+echo "== systemd-analyze verify deploy/geoipupdate/*.service *.timer"
+mkdir -p "$work/geoip-units"
+printf '#!/bin/sh\nexit 0\n' > "$work/geoipupdate" && chmod +x "$work/geoipupdate"
+sed "s#/usr/bin/geoipupdate#$work/geoipupdate#" deploy/geoipupdate/mirrorgate-geoipupdate.service \
+    > "$work/geoip-units/mirrorgate-geoipupdate.service"
+cp deploy/geoipupdate/mirrorgate-geoipupdate.timer "$work/geoip-units/"
+cp "$unit" "$work/geoip-units/"
+systemd-analyze verify "$work"/geoip-units/*.service "$work"/geoip-units/*.timer \
+    || fail "systemd-analyze verify of the geoipupdate units"
+grep -q '^EditionIDs GeoLite2-City GeoLite2-ASN$' deploy/geoipupdate/GeoIP.conf \
+    || fail "GeoIP.conf no longer names the databases the README and the ConfigMap use"
+
 # A throwaway certificate for the front proxies' TLS listeners.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=download.example.org \
     -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null || fail "openssl req"
