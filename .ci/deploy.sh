@@ -15,6 +15,8 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v openssl >/dev/null || need+=(openssl)
+command -v lintian >/dev/null || need+=(lintian)
+command -v man >/dev/null || need+=(man-db)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -24,7 +26,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
-for tool in systemd-analyze promtool nginx haproxy openssl; do
+for tool in systemd-analyze promtool nginx haproxy openssl lintian man dpkg; do
     command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
@@ -117,5 +119,55 @@ sed -i -e "s#/var/lib/GeoIP/GeoLite2-City.mmdb#$PWD/geoip/demo-city.mmdb#" \
 echo "== cargo test --test front_proxy --test prometheus (real nginx, HAProxy, Prometheus)"
 DEPLOY_TOOLS_REQUIRED=1 cargo test --locked --quiet --test front_proxy --test prometheus \
     || fail "tests/front_proxy.rs or tests/prometheus.rs"
+
+# The Debian package: built by cargo-deb from the release binary, its man
+# pages and completions; linted; installed on this machine, checked from the
+# installed files, and purged, leaving nothing behind.
+if ! command -v cargo-deb >/dev/null; then
+    echo "== cargo install --locked cargo-deb"
+    cargo install --locked --quiet cargo-deb || fail "cargo install cargo-deb"
+fi
+echo "== cargo build --release; mirrorgate generate-docs; cargo deb"
+cargo build --release --locked --quiet
+rm -rf target/deb-docs target/debian
+target/release/mirrorgate generate-docs target/deb-docs
+# --strip: the release profile keeps line tables for backtraces; the package
+# ships a stripped binary (lintian: unstripped-binary-or-object).
+cargo deb --no-build --strip || fail "cargo deb"
+deb=$(ls target/debian/mirrorgate_*.deb)
+echo "== lintian $deb"
+# Warnings that remain are explained in the README ("Debian package").
+lintian --fail-on error --tag-display-limit 0 "$deb" || fail "lintian found errors"
+if dpkg -s mirrorgate >/dev/null 2>&1; then
+    fail "mirrorgate is already installed on this machine: not touching it"
+fi
+echo "== dpkg -i $deb"
+dpkg -i "$deb" || fail "dpkg -i"
+files=$(dpkg -L mirrorgate)
+echo "== mirrorgate check-config --config /etc/mirrorgate/mirrorgate.yaml (installed)"
+/usr/bin/mirrorgate check-config --config /etc/mirrorgate/mirrorgate.yaml || fail "check-config of the installed config"
+echo "== man mirrorgate (installed)"
+for page in mirrorgate mirrorgate-serve mirrorgate-check-config mirrorgate-locate \
+    mirrorgate-explain mirrorgate-demo mirrorgate-manifest; do
+    man -P cat "$page" 2>/dev/null | grep -q "$page" || fail "man $page"
+done
+# man-db keeps formatted copies of the pages just read; they are its cache,
+# not the package's files, and go with the check that made them.
+rm -f /var/cache/man/cat1/mirrorgate*.1.gz
+[ -s /usr/share/bash-completion/completions/mirrorgate ] || fail "no bash completion"
+dpkg-query -W -f='${Conffiles}\n' mirrorgate | grep -q /etc/mirrorgate/mirrorgate.yaml \
+    || fail "/etc/mirrorgate/mirrorgate.yaml is not a conffile"
+echo "== dpkg --purge mirrorgate"
+dpkg --purge mirrorgate || fail "dpkg --purge"
+left=""
+while IFS= read -r f; do
+    case "$f" in /|/.|/etc|/usr|/usr/*/|/usr/bin|/usr/share|/usr/share/*/) continue ;; esac
+    [ -f "$f" ] && left="$left $f"
+done <<< "$files"
+[ -e /etc/mirrorgate ] && left="$left /etc/mirrorgate"
+[ -e /usr/share/mirrorgate ] && left="$left /usr/share/mirrorgate"
+extra=$(find /etc /usr /var/lib /var/cache -name '*mirrorgate*' 2>/dev/null || true)
+[ -z "$extra" ] || left="$left $extra"
+[ -z "$left" ] || fail "left behind after dpkg --purge:$left"
 
 echo "deploy checks: all passed"
