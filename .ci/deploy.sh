@@ -139,9 +139,11 @@ echo "== lintian $deb"
 # Warnings that remain are explained in the README ("Debian package").
 lintian --fail-on error --tag-display-limit 0 "$deb" || fail "lintian found errors"
 if dpkg -s mirrorgate >/dev/null 2>&1; then
-    fail "mirrorgate is already installed on this machine: not touching it"
+    fail "mirrorgate is already installed on this machine: not touching it (dpkg --purge mirrorgate first)"
 fi
 echo "== dpkg -i $deb"
+# A failed check below must not leave the package installed for the next run.
+trap 'dpkg -s mirrorgate >/dev/null 2>&1 && dpkg --purge mirrorgate >/dev/null; rm -rf "$work"' EXIT
 dpkg -i "$deb" || fail "dpkg -i"
 files=$(dpkg -L mirrorgate)
 echo "== mirrorgate check-config --config /etc/mirrorgate/mirrorgate.yaml (installed)"
@@ -166,7 +168,7 @@ while IFS= read -r f; do
 done <<< "$files"
 [ -e /etc/mirrorgate ] && left="$left /etc/mirrorgate"
 [ -e /usr/share/mirrorgate ] && left="$left /usr/share/mirrorgate"
-extra=$(find /etc /usr /var/lib /var/cache -name '*mirrorgate*' 2>/dev/null || true)
+extra=$(find /etc /usr /var/lib /var/cache -path /usr/local -prune -o -name '*mirrorgate*' -print 2>/dev/null || true)
 [ -z "$extra" ] || left="$left $extra"
 [ -z "$left" ] || fail "left behind after dpkg --purge:$left"
 
