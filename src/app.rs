@@ -288,17 +288,22 @@ impl App {
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        // systemd's Type=notify protocol, when NOTIFY_SOCKET is set.
+        let sd = crate::notify::SdNotify::start(&self.state);
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
+                    sd.reloading();
                     // The outcome is logged by the reload itself.
-                    let _ = self.reload().await;
+                    let result = self.reload().await;
+                    sd.reloaded(&self.state, &result);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }
         }
+        sd.stopping();
         tracing::info!("shutting down: draining in-flight requests");
         self.shutdown().await;
         tracing::info!("stopped");

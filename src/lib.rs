@@ -55,6 +55,8 @@
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
 //! - [`fds`]: the open-file limit, raised at start, and the share of it
 //!   client connections may take, so that probes never run out first.
+//! - [`notify`]: systemd's sd_notify protocol (readiness, reloads, stop,
+//!   status, watchdog) when `NOTIFY_SOCKET` is set.
 //! - [`cmd`]: the subcommands behind the thin `main`.
 #![forbid(unsafe_code)]
 
@@ -70,6 +72,7 @@ pub mod geo;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod pages;
 pub mod proxy;

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use mirrorgate::cmd;
 
@@ -79,6 +79,9 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Write the man pages (DIR/man) and shell completions (DIR/completions) for packaging.
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
                 admin_listen,
             } => cmd::demo(listen, admin_listen).await,
             Command::Manifest { dir, output } => cmd::manifest_command(&dir, output.as_deref()),
+            Command::GenerateDocs { dir } => cmd::generate_docs(Cli::command(), &dir),
         }
     });
     match result {

@@ -3,6 +3,7 @@
 
 mod demo;
 mod demo_mirror;
+mod docs;
 mod manifest;
 
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ use crate::select::Scheme;
 use crate::state::{MirrorEntry, Snapshot};
 
 pub use demo::demo;
+pub use docs::generate_docs;
 pub use manifest::manifest_command;
 
 /// Logs to stderr; `RUST_LOG` overrides the default level (`info`).

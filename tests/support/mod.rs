@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod misbehaving;
+pub mod process;
 pub mod slow;
 
 use std::convert::Infallible;
