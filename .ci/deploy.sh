@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# CI for deploy/: installs the tools that check each file there and runs
-# them. Called at the end of .ci/run (as root, CI=true, on a clean clone);
-# fails loudly when a tool is missing or a check fails.
+# CI for deploy/: runs the tools that check each file there. Called at the
+# end of .ci/run (as root, CI=true, on a clean clone), which installs them
+# before the tests (tests/front_proxy.rs and tests/prometheus.rs use them
+# too); installs any still missing, and fails loudly when a tool is missing
+# or a check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,13 +114,6 @@ sed -i -e "s#/var/lib/GeoIP/GeoLite2-City.mmdb#$PWD/geoip/demo-city.mmdb#" \
     -e "s#/var/lib/GeoIP/GeoLite2-ASN.mmdb#$PWD/geoip/demo-asn.mmdb#" \
     -e "s#/etc/mirrorgate/secret/admin-token#$work/admin-token#" "$work/k8s.yaml"
 "$bin" check-config --config "$work/k8s.yaml" || fail "check-config on the ConfigMap's config"
-
-# The tests that run these tools for real. `cargo test` in .ci/run ran them
-# before the tools above were installed (a missing one skips there); here a
-# missing tool fails.
-echo "== cargo test --test front_proxy --test prometheus (real nginx, HAProxy, Prometheus)"
-DEPLOY_TOOLS_REQUIRED=1 cargo test --locked --quiet --test front_proxy --test prometheus \
-    || fail "tests/front_proxy.rs or tests/prometheus.rs"
 
 # The Debian package: built by cargo-deb from the release binary, its man
 # pages and completions; linted; installed on this machine, checked from the

@@ -119,11 +119,9 @@ impl Drop for Helper {
 }
 
 /// The path of a tool that checks `deploy/` (nginx, haproxy, prometheus):
-/// on PATH, or in /usr/sbin where Debian puts daemons. `.ci/run` runs
-/// `cargo test` before `.ci/deploy.sh` installs these, so a missing one
-/// skips with a NOTE, except under `DEPLOY_TOOLS_REQUIRED` (set by
-/// `.ci/deploy.sh` when it runs these tests again after installing them),
-/// where it fails naming the Debian package.
+/// on PATH, or in /usr/sbin where Debian puts daemons. A missing one skips
+/// with a NOTE, except under CI (`CI` set: `.ci/run` installs them all
+/// before the tests), where it fails naming the Debian package.
 pub fn deploy_tool(name: &str, package: &str) -> Option<PathBuf> {
     let sbin = Path::new("/usr/sbin").join(name);
     if sbin.exists() {
@@ -139,8 +137,8 @@ pub fn deploy_tool(name: &str, package: &str) -> Option<PathBuf> {
         return Some(PathBuf::from(name));
     }
     assert!(
-        std::env::var_os("DEPLOY_TOOLS_REQUIRED").is_none(),
-        "{name} is missing: .ci/deploy.sh must install Debian's {package}"
+        std::env::var_os("CI").is_none(),
+        "{name} is missing: .ci/run must install Debian's {package}"
     );
     eprintln!("NOTE: {name} is not installed (apt-get install {package}): this check is NOT run");
     None
