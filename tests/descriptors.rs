@@ -4,14 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use support::process::addresses;
 use support::*;
 
 /// The open-file limit the flooded binary runs under, and the flood: more
-/// connections than the limit holds (it serves 234 beside its reserve), fewer
-/// than that plus the listen queue (128), so that every one connects.
+/// connections than the limit holds (it serves 170 beside its reserve of
+/// 130), fewer than that plus the listen queue (1,024), so that every one
+/// connects.
 const LIMIT: u32 = 300;
 const FLOOD: usize = 340;
 
@@ -23,31 +24,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Reads the serve log until the line that names the bound addresses.
-fn addresses(child: &mut Child) -> (String, String) {
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("mirrorgate serving") {
-            let field = |k: &str| {
-                line.split(&format!("{k}="))
-                    .nth(1)
-                    .unwrap()
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string()
-            };
-            let out = (field("public_addr"), field("admin_addr"));
-            // Keep draining the log so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return out;
-        }
-    }
-    panic!("the server exited before listening");
 }
 
 /// The soft and hard "Max open files" of a process, from /proc.

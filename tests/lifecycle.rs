@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use support::process::addresses;
 use support::*;
 
 fn bin() -> Command {
@@ -58,31 +58,6 @@ fn check_config_reports_every_error_with_its_place() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-}
-
-/// Reads the serve log until the line that names the bound addresses.
-fn addresses(child: &mut Child) -> (String, String) {
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("mirrorgate serving") {
-            let field = |k: &str| {
-                line.split(&format!("{k}="))
-                    .nth(1)
-                    .unwrap()
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string()
-            };
-            let out = (field("public_addr"), field("admin_addr"));
-            // Keep draining the log so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return out;
-        }
-    }
-    panic!("the server exited before listening");
 }
 
 #[tokio::test]

@@ -7,6 +7,37 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+/// The public and admin addresses that the "mirrorgate serving" log line
+/// names, if this is that line.
+pub fn serving_addresses(line: &str) -> Option<(String, String)> {
+    if !line.contains("mirrorgate serving") {
+        return None;
+    }
+    let field = |k: &str| {
+        line.split(&format!("{k}="))
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .map(str::to_string)
+    };
+    Some((field("public_addr")?, field("admin_addr")?))
+}
+
+/// Reads a `mirrorgate serve` child's log (its piped stderr) until the line
+/// that names the bound addresses, then keeps draining it so that the child
+/// never blocks on a full pipe.
+pub fn addresses(child: &mut Child) -> (String, String) {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("read the log");
+        if let Some(out) = serving_addresses(&line) {
+            std::thread::spawn(move || for _ in lines {});
+            return out;
+        }
+    }
+    panic!("the server exited before listening");
+}
+
 /// `mirrorgate serve --config PATH` with these extra environment variables.
 pub struct Served {
     /// Taken by [`Served::exit`].
@@ -39,15 +70,7 @@ impl Served {
         for line in lines.by_ref() {
             let line = line.expect("read the log");
             log.lock().unwrap().push(line.clone());
-            if line.contains("mirrorgate serving") {
-                let field = |k: &str| {
-                    line.split(&format!("{k}="))
-                        .nth(1)
-                        .and_then(|s| s.split_whitespace().next())
-                        .unwrap_or_else(|| panic!("no {k} in {line}"))
-                        .to_string()
-                };
-                let (public, admin) = (field("public_addr"), field("admin_addr"));
+            if let Some((public, admin)) = serving_addresses(&line) {
                 // Keep draining the log so the child never blocks on a full pipe.
                 let keep = log.clone();
                 std::thread::spawn(move || {
