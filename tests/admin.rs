@@ -281,3 +281,20 @@ async fn an_oversized_admin_head_gets_431_unparsed() {
     c.send(head.as_bytes()).await;
     assert_eq!(c.response(false).await.status, 403);
 }
+
+#[tokio::test]
+async fn an_admin_client_that_never_reads_is_closed_at_the_send_timeout() {
+    // `limits:` after the admin section's lines: a key of its own.
+    let (t, _m) = app_with("limits:\n  send_timeout: 300ms").await;
+    let mut s = support::slow::connect_small_buffer(t.app.admin_addr()).await;
+    // Pipelined requests whose answers (megabytes) are never read: the
+    // server's writes stall, it stops reading, and then ours stall too,
+    // until it gives up on the client and they fail.
+    let all = "GET /livez HTTP/1.1\r\nHost: admin\r\n\r\n".repeat(20_000);
+    within("the admin listener to end the connection", async {
+        use tokio::io::AsyncWriteExt;
+        while s.write_all(all.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    support::slow::drained_to_the_end(&mut s).await;
+}

@@ -2,8 +2,10 @@
 //! limits of its own (`admin.*`), as the public listener has: a connection
 //! cap (later connections wait to be accepted), a deadline for every
 //! request head (idle keep-alive included), a head size limit (431 past
-//! it, before the head is parsed into a header map), and graceful shutdown
-//! bounded by `limits.shutdown_grace`. Request bodies are capped by the
+//! it, before the head is parsed into a header map), the public listener's
+//! `limits.send_timeout` for clients that stop reading (a large `/metrics`
+//! or mirror list, or pipelined requests), and graceful shutdown bounded by
+//! `limits.shutdown_grace`. Request bodies are capped by the
 //! router (`DefaultBodyLimit`).
 
 use std::future::Future;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::http::handover::Prefixed;
 
 /// The longest request head the admin listener reads: its requests carry a
 /// token and a few short headers.
@@ -31,6 +35,7 @@ pub const HEAD_LIMIT: usize = 16 * 1024;
 pub struct ServeOptions {
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub send_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -39,6 +44,7 @@ impl From<&Config> for ServeOptions {
         ServeOptions {
             header_timeout: c.admin.header_timeout,
             max_connections: c.admin.max_connections,
+            send_timeout: c.limits.send_timeout,
             shutdown_grace: c.limits.shutdown_grace,
         }
     }
@@ -93,7 +99,8 @@ pub(super) async fn serve(
             let mut router = router.clone();
             tower_service::Service::call(&mut router, req)
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        let io = Prefixed::new(Bytes::new(), stream, opts.send_timeout);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), svc));
         tokio::spawn(async move {
             // Timeouts and resets are a client's business.
             if let Err(e) = conn.await {

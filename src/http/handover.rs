@@ -67,8 +67,9 @@ pub(super) async fn hand_over(
 }
 
 /// A connection whose first bytes were already read; its writes fail with
-/// `TimedOut` once the client has taken nothing for `send_timeout`.
-struct Prefixed {
+/// `TimedOut` once the client has taken nothing for `send_timeout`. The
+/// admin listener wraps its connections in it too, with nothing read yet.
+pub(crate) struct Prefixed {
     read: Bytes,
     stream: TcpStream,
     send_timeout: Duration,
@@ -79,7 +80,7 @@ struct Prefixed {
 }
 
 impl Prefixed {
-    fn new(read: Bytes, stream: TcpStream, send_timeout: Duration) -> Self {
+    pub(crate) fn new(read: Bytes, stream: TcpStream, send_timeout: Duration) -> Self {
         Prefixed {
             read,
             stream,

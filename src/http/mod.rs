@@ -9,7 +9,7 @@ pub mod client_ip;
 mod conn;
 mod download;
 pub(crate) mod files;
-mod handover;
+pub(crate) mod handover;
 pub mod head;
 mod ipaddr;
 pub mod path;
