@@ -40,7 +40,9 @@
 //! - [`state`]: the one owner task that applies probe reports and reloads and
 //!   publishes the next snapshot.
 //! - [`registry`]: the mirrors from the config, located by GeoIP when the
-//!   config leaves their location out.
+//!   config leaves their location out; and the foundation of the operators'
+//!   registry (its durable store, tokens and request validation), which
+//!   nothing on the request path reads yet.
 //! - [`proxy`]: for requests that are proxied rather than redirected, the
 //!   file streamed from the ranked mirrors with failover and passive health;
 //!   plain-http mirrors through an HTTP/1.1 client and pool of its own, driven
@@ -51,7 +53,7 @@
 //! - [`tls`]: the extra certificate authorities (`tls_roots`) every
 //!   upstream client trusts.
 //! - [`admin`]: `/metrics`, `/livez`, `/readyz` and the `/api/v1/` mirror API,
-//!   on a listener of its own.
+//!   on a listener of its own, with limits of its own.
 //! - [`app`]: wiring, reload (SIGHUP), graceful shutdown (SIGTERM/SIGINT).
 //! - [`fds`]: the open-file limit, raised at start, and the share of it
 //!   client connections may take, so that probes never run out first.
