@@ -195,6 +195,17 @@ async fn a_mirror_whose_files_hang_stays_out_after_a_good_probe_round() {
     t.wait_state("de-fra", HealthState::Down).await;
     let snap = t.app.state().load_full();
     assert!(snap.mirror("de-fra").unwrap().health.held_until.is_some());
+    // Operators see the hold, and its end, through the API.
+    let view: serde_json::Value = serde_json::from_str(
+        &reqwest::get(t.admin("/api/v1/mirrors/de-fra"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(view["held_until"].is_string(), "{view}");
 
     // Its probe path answers: a probe round succeeds, and with rise: 1
     // would bring it straight back.

@@ -27,6 +27,9 @@ pub struct MirrorView {
     pub rtt_ms: Option<f64>,
     pub last_failure: Option<String>,
     pub last_failure_reason: Option<&'static str>,
+    /// While failed proxied requests hold the mirror out (`proxy.passive_backoff`,
+    /// whatever probes say): until when.
+    pub held_until: Option<String>,
     pub country: Option<String>,
     pub continent: Option<String>,
     pub latitude: Option<f64>,
@@ -60,6 +63,10 @@ impl From<&MirrorEntry> for MirrorView {
             rtt_ms: h.rtt.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0),
             last_failure: h.last_failure.as_ref().map(|r| r.to_string()),
             last_failure_reason: h.last_failure.as_ref().map(|r| r.as_str()),
+            held_until: h
+                .held_until
+                .filter(|_| h.held(SystemTime::now()))
+                .map(rfc3339),
             country: m.country.map(|c| c.to_string()),
             continent: m.continent.map(|c| c.to_string()),
             latitude: m.coords.map(|c| c.lat),
