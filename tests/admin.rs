@@ -15,14 +15,7 @@ async fn one_mirror_app() -> (TestApp, FakeMirror) {
 async fn app_with(admin_more: &str) -> (TestApp, FakeMirror) {
     let m = FakeMirror::start().await;
     let yaml = config_yaml(
-        &[M {
-            name: "de-fra",
-            url: m.url(),
-            cc: "DE",
-            lat: 50.11,
-            lon: 8.68,
-            extra: "",
-        }],
+        &[M::de_fra(m.url())],
         // The admin section is the last of these: its keys go on.
         &format!("{TRUSTED_MANUAL_PROBES}\n{admin_more}"),
     );

@@ -24,14 +24,7 @@ async fn world() -> World {
         mirrors.push(m);
     }
     let ms = [
-        M {
-            name: "de-fra",
-            url: mirrors[0].url(),
-            cc: "DE",
-            lat: 50.11,
-            lon: 8.68,
-            extra: "",
-        },
+        M::de_fra(mirrors[0].url()),
         M {
             name: "us-nyc",
             url: mirrors[1].url(),

@@ -61,17 +61,7 @@ fn serve(dir: &tempfile::TempDir, yaml: &str, soft: u32, hard: u32) -> (Server, 
 }
 
 fn one_mirror(m: &FakeMirror, top: &str) -> String {
-    config_yaml(
-        &[M {
-            name: "de-fra",
-            url: m.url(),
-            cc: "DE",
-            lat: 50.11,
-            lon: 8.68,
-            extra: "",
-        }],
-        top,
-    )
+    config_yaml(&[M::de_fra(m.url())], top)
 }
 
 #[tokio::test]

@@ -461,14 +461,7 @@ async fn a_client_pipelining_without_reading_is_closed_at_the_send_timeout() {
 async fn a_client_that_never_reads_a_proxied_file_is_let_go_with_its_mirror() {
     use tokio::io::AsyncWriteExt;
     let mirror = BigMirror::start(1 << 30).await;
-    let m = [M {
-        name: "de-fra",
-        url: mirror.url(),
-        cc: "DE",
-        lat: 50.11,
-        lon: 8.68,
-        extra: "",
-    }];
+    let m = [M::de_fra(mirror.url())];
     let top = format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nlimits:\n  send_timeout: 300ms");
     let t = TestApp::start(&config_yaml(&m, &top)).await;
     let addr = t.app.public_addr();
@@ -697,14 +690,7 @@ async fn proxied_answers_are_the_same_bytes_on_both_paths() {
     // A mirror that sends no length: chunks on both paths, and the
     // connection goes on after the last one.
     let mirror = chunked_mirror().await;
-    let m = [M {
-        name: "de-fra",
-        url: format!("http://{mirror}/pub/"),
-        cc: "DE",
-        lat: 50.11,
-        lon: 8.68,
-        extra: "",
-    }];
+    let m = [M::de_fra(format!("http://{mirror}/pub/"))];
     let t = TestApp::start(&config_yaml(
         &m,
         &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy"),

@@ -67,14 +67,7 @@ async fn sighup_reload_bad_keeps_old_good_applies_and_sigterm_exits_zero() {
     let path = dir.path().join("mirrorgate.yaml");
     let good = |status: u16| {
         config_yaml(
-            &[M {
-                name: "de-fra",
-                url: m.url(),
-                cc: "DE",
-                lat: 50.11,
-                lon: 8.68,
-                extra: "",
-            }],
+            &[M::de_fra(m.url())],
             &format!("trusted_proxies: [127.0.0.0/8]\nredirect_status: {status}"),
         )
     };

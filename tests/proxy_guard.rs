@@ -11,14 +11,7 @@ use support::*;
 /// A config where a client in Germany ranks `first` (de-fra) before `second` (us-nyc).
 fn two(first: String, second: String, extra_top: &str) -> String {
     let ms = [
-        M {
-            name: "de-fra",
-            url: first,
-            cc: "DE",
-            lat: 50.11,
-            lon: 8.68,
-            extra: "",
-        },
+        M::de_fra(first),
         M {
             name: "us-nyc",
             url: second,
@@ -97,14 +90,7 @@ async fn a_foreign_location_never_reaches_the_client_even_when_redirects_are_pas
 #[tokio::test]
 async fn with_only_a_foreign_redirect_the_client_gets_an_error_not_the_location() {
     let bad = RedirectMirror::start("http://evil.example/pwn").await;
-    let ms = [M {
-        name: "de-fra",
-        url: bad.url(),
-        cc: "DE",
-        lat: 50.11,
-        lon: 8.68,
-        extra: "",
-    }];
+    let ms = [M::de_fra(bad.url())];
     let yaml = config_yaml(
         &ms,
         &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nproxy:\n  follow_redirects: 0"),
@@ -120,14 +106,7 @@ async fn with_only_a_foreign_redirect_the_client_gets_an_error_not_the_location(
 async fn a_body_cut_short_with_no_mirror_to_resume_from_counts_as_a_proxy_error() {
     let len = 4 * 1024 * 1024;
     let only = BigMirror::start(len).await;
-    let ms = [M {
-        name: "de-fra",
-        url: only.url(),
-        cc: "DE",
-        lat: 50.11,
-        lon: 8.68,
-        extra: "",
-    }];
+    let ms = [M::de_fra(only.url())];
     let yaml = config_yaml(
         &ms,
         &format!("{TRUSTED_MANUAL_PROBES}\nmode: proxy\nproxy:\n  passive_failures: false"),
@@ -167,14 +146,7 @@ async fn a_mirror_whose_files_hang_stays_out_after_a_good_probe_round() {
     let hanging = HangingMirror::start().await;
     let good = BigMirror::start(5000).await;
     let ms = [
-        M {
-            name: "de-fra",
-            url: hanging.url(),
-            cc: "DE",
-            lat: 50.11,
-            lon: 8.68,
-            extra: "",
-        },
+        M::de_fra(hanging.url()),
         M {
             name: "us-nyc",
             url: good.url(),

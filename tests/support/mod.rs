@@ -125,6 +125,20 @@ pub struct M<'a> {
     pub extra: &'a str,
 }
 
+impl M<'_> {
+    /// The Frankfurt mirror most tests use: `de-fra`, in DE, nothing extra.
+    pub fn de_fra(url: String) -> Self {
+        M {
+            name: "de-fra",
+            url,
+            cc: "DE",
+            lat: 50.11,
+            lon: 8.68,
+            extra: "",
+        }
+    }
+}
+
 /// One fake mirror started for each site (name, country, latitude,
 /// longitude), and the config entries that place them there; `extra` gives
 /// each entry's extra lines by mirror name.
