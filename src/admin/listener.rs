@@ -1,6 +1,7 @@
 //! The admin listener's accept loop: the admin router served by hyper with
 //! limits of its own (`admin.*`), as the public listener has: a connection
-//! cap (later connections wait to be accepted), a deadline for every
+//! cap (later connections wait to be accepted; `http::accept`, shared with
+//! the public listener, with its back-off after a failed accept), a deadline for every
 //! request head (idle keep-alive included), a head size limit (431 past
 //! it, before the head is parsed into a header map), the public listener's
 //! `limits.send_timeout` for clients that stop reading (a large `/metrics`
@@ -9,7 +10,6 @@
 //! router (`DefaultBodyLimit`).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,9 +21,9 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::http::accept::Acceptor;
 use crate::http::handover::Prefixed;
 
 /// The longest request head the admin listener reads: its requests carry a
@@ -59,7 +59,6 @@ pub(super) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -70,29 +69,8 @@ pub(super) async fn serve(
         .max_buf_size(HEAD_LIMIT)
         .max_header_size(HEAD_LIMIT);
     tokio::pin!(shutdown);
-    loop {
-        // A permit before accepting: past the cap, connections wait in the
-        // backlog instead of holding memory and a task each.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: say so, then give
-                    // the process a moment instead of spinning on the error.
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let mut acceptor = Acceptor::new(listener, opts.max_connections, "admin");
+    while let Some((permit, stream, peer)) = acceptor.next(&mut shutdown).await {
         let router = router.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
             // The router is always ready; each request gets its own handle.
@@ -109,7 +87,7 @@ pub(super) async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(opts.shutdown_grace) => {

@@ -3,6 +3,7 @@
 //! handler that answers with a redirect or a proxied body (`download.rs`,
 //! `body.rs`; the proxying itself is in [`crate::proxy`]).
 
+pub(crate) mod accept;
 mod answers;
 mod body;
 pub mod client_ip;

@@ -17,8 +17,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
+use super::accept::Acceptor;
 use super::conn::{self, ConnSettings, HEAD_LIMIT};
 use super::head::{bad_host, BAD_HOST};
 use super::stop::Stop;
@@ -60,7 +60,6 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     // Tells connections of the direct path to stop; hyper's are told by `graceful`.
     let stop = Stop::default();
-    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -84,37 +83,8 @@ pub async fn serve(
         hyper: builder,
     });
     tokio::pin!(shutdown);
-    // The pause after the last failed accept, while they keep failing.
-    let mut accept_backoff = None;
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(conn) => {
-                    accept_backoff = None;
-                    conn
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: say so, then
-                    // give the process a growing pause instead of spinning
-                    // on the error (the pending connection stays queued).
-                    let wait = next_accept_backoff(accept_backoff);
-                    accept_backoff = Some(wait);
-                    tracing::warn!(error = %e, retry_in = ?wait, "accept failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let mut acceptor = Acceptor::new(listener, opts.max_connections, "public");
+    while let Some((permit, stream, peer)) = acceptor.next(&mut shutdown).await {
         let _ = stream.set_nodelay(true);
         let conn = conn::serve_connection(
             stream,
@@ -131,7 +101,7 @@ pub async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     stop.stop();
     tokio::select! {
         () = graceful.shutdown() => {}
@@ -139,16 +109,6 @@ pub async fn serve(
             tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the grace period; closing them");
         }
     }
-}
-
-/// The first pause after a failed accept, and the longest.
-const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-
-/// The pause after a failed accept: doubling from the first while accepts
-/// keep failing, up to the longest.
-fn next_accept_backoff(last: Option<Duration>) -> Duration {
-    let (first, longest) = ACCEPT_BACKOFF;
-    last.map_or(first, |d| (d * 2).min(longest))
 }
 
 /// The service hyper runs for a connection from `peer`. `started` is
@@ -173,21 +133,4 @@ pub(super) fn service(
             })
         }
     })
-}
-
-#[cfg(test)]
-mod accept_tests {
-    use super::*;
-
-    #[test]
-    fn the_accept_backoff_doubles_up_to_a_second() {
-        let mut d = None;
-        let mut seen = Vec::new();
-        for _ in 0..9 {
-            let next = next_accept_backoff(d);
-            seen.push(next.as_millis());
-            d = Some(next);
-        }
-        assert_eq!(seen, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-    }
 }
