@@ -308,36 +308,25 @@ async fn aria2c_downloads_through_the_metalink_from_several_mirrors() {
     assert_eq!(meta.matches("<url ").count(), 2, "{meta}");
     let dir = tempfile::tempdir().unwrap();
     let url = app.url("/releases/big.iso.meta4");
-    let out_dir = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("aria2c")
-            .args([
-                "--no-conf",
-                "--console-log-level=notice",
-                "--summary-interval=0",
-                "--split=4",
-                "--min-split-size=1M",
-                // aria2c counts connections per host, and both mirrors are 127.0.0.1.
-                "--max-connection-per-server=4",
-                "--uri-selector=inorder",
-                // Slow enough on loopback that every connection gets a piece.
-                "--max-overall-download-limit=8M",
-                "--check-integrity=true",
-                "--all-proxy=",
-            ])
-            .arg(format!("--dir={}", out_dir.display()))
-            .arg(url)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "aria2c: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = aria2c(
+        &[
+            "--no-conf",
+            "--console-log-level=notice",
+            "--summary-interval=0",
+            "--split=4",
+            "--min-split-size=1M",
+            // aria2c counts connections per host, and both mirrors are 127.0.0.1.
+            "--max-connection-per-server=4",
+            "--uri-selector=inorder",
+            // Slow enough on loopback that every connection gets a piece.
+            "--max-overall-download-limit=8M",
+            "--check-integrity=true",
+            "--all-proxy=",
+        ],
+        dir.path(),
+        url,
+    )
+    .await;
     let got = std::fs::read(dir.path().join("big.iso"))
         .expect("aria2c saved the file under the Metalink's name");
     assert!(got == body, "the download is byte-identical");
@@ -362,24 +351,8 @@ async fn aria2c_with_default_options_saves_the_file() {
     let w = world().await;
     let dir = tempfile::tempdir().unwrap();
     let url = w.app.url("/releases/demo.iso");
-    let out_dir = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("aria2c")
-            // No user config and no proxy: otherwise aria2c's own defaults.
-            .args(["--no-conf", "--all-proxy="])
-            .arg(format!("--dir={}", out_dir.display()))
-            .arg(url)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "aria2c: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // No user config and no proxy: otherwise aria2c's own defaults.
+    aria2c(&["--no-conf", "--all-proxy="], dir.path(), url).await;
     let got = std::fs::read(dir.path().join("demo.iso")).expect("saved under its own name");
     assert_eq!(
         got,
@@ -494,4 +467,23 @@ async fn status_page_dates_failures_and_sorts_by_them() {
         html::hrefs_of(&html, "Last failure ▼"),
         ["?mirrorstats&sort=failure"]
     );
+}
+
+/// Runs the real aria2c with these options, saving into `dir`, and asserts
+/// that it succeeded (its output in the message otherwise).
+async fn aria2c(args: &[&str], dir: &std::path::Path, url: String) -> std::process::Output {
+    let mut cmd = Command::new("aria2c");
+    cmd.args(args)
+        .arg(format!("--dir={}", dir.display()))
+        .arg(url);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
